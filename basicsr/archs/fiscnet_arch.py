@@ -1,0 +1,352 @@
+"""FISCNet: infrared-visible fusion by frequency integration and spatial compensation.
+
+The module names and parameter shapes follow the released checkpoint, so its ``params`` load
+directly. See ``docs/architecture.md`` for the block-by-block description.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+MIN_SIZE = 8  # at 1/4 scale the instance norms must still see more than one pixel
+
+
+def frequency_integration(amplitude, phase_a, phase_b):
+    """Combine the Fourier amplitude of one map with the phases of two others.
+
+    Returns ``|ifft2(|A| (e^{i angle P} + e^{i angle Q}))|`` per channel, a real map of the
+    inputs' shape (B, C, H, W).
+    """
+    # The transforms run in float32 even under autocast: half-precision FFTs lose the phase.
+    with torch.autocast(amplitude.device.type, enabled=False):
+        amp = torch.fft.fft2(amplitude.float()).abs()
+        angle_a = torch.fft.fft2(phase_a.float()).angle()
+        angle_b = torch.fft.fft2(phase_b.float()).angle()
+        real = amp * (torch.cos(angle_a) + torch.cos(angle_b))
+        imag = amp * (torch.sin(angle_a) + torch.sin(angle_b))
+        return torch.fft.ifft2(torch.complex(real, imag)).abs()
+
+
+def conv3(cin, cout, bias=True):
+    return nn.Conv2d(cin, cout, 3, padding=1, bias=bias)
+
+
+def conv1(cin, cout):
+    return nn.Conv2d(cin, cout, 1)
+
+
+def channel_std(x):
+    """Per-channel spatial population standard deviation, (B, C, 1, 1)."""
+    return (x - x.mean(dim=(2, 3), keepdim=True)).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+
+
+class TapConv(nn.Module):
+    """Holds five learnt taps per (out, in) channel pair, shape (cout, cin, 1, 5)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, (1, 5), bias=False)
+
+
+class CDC(nn.Module):
+    """Cross-difference convolution: a "+" and a "x" central-difference branch mixed by a gate.
+
+    Both branches, the gate and the identity skip are linear in the input, so they fold into one
+    3x3 kernel that is rebuilt from the taps on every call (it stays differentiable).
+    """
+
+    def __init__(self, cin, cout, theta=0.8):
+        super().__init__()
+        self.theta = theta
+        self.HP_branch = nn.Parameter(torch.zeros(1))
+        self.h_conv = TapConv(cin, cout)
+        self.d_conv = TapConv(cin, cout)
+        if cin != cout:
+            raise ValueError(f'CDC has an identity skip, so cin ({cin}) must equal cout ({cout})')
+
+    def _difference_kernel(self, taps, positions):
+        w = taps[:, :, 0, :]  # (cout, cin, 5)
+        kernel = w.new_zeros(w.shape[0], w.shape[1], 9)
+        kernel[:, :, positions] = w
+        kernel[:, :, 4] = kernel[:, :, 4] - self.theta * w.sum(dim=-1)
+        return kernel
+
+    def kernel(self):
+        gate = torch.sigmoid(self.HP_branch)
+        plus = self._difference_kernel(self.h_conv.conv.weight, [1, 3, 4, 5, 7])
+        cross = self._difference_kernel(self.d_conv.conv.weight, [0, 2, 4, 6, 8])
+        kernel = gate * plus + (1 - gate) * cross
+        identity = torch.eye(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
+        kernel[:, :, 4] = kernel[:, :, 4] + identity
+        return kernel.view(*kernel.shape[:2], 3, 3)
+
+    def forward(self, x):
+        return F.conv2d(x, self.kernel().to(x.dtype), padding=1)
+
+
+class EdgeBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.process = conv3(cin, cout)
+        self.Res = nn.Sequential(conv3(cout, cout), nn.ReLU(inplace=True), conv3(cout, cout))
+        self.CDC = CDC(cout, cout)
+
+    def forward(self, x):
+        x = self.process(x)
+        return self.Res(x) + self.CDC(x)
+
+
+class UNetConvBlock(nn.Module):
+    """Conv block whose first half of channels is instance-normalised (half instance norm)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.identity = conv1(cin, cout)
+        self.conv_1 = conv3(cin, cout)
+        self.conv_2 = conv3(cout, cout)
+        self.norm = nn.InstanceNorm2d(cout // 2, affine=True)
+
+    def forward(self, x):
+        out = self.conv_1(x)
+        half = out.shape[1] // 2
+        out = torch.cat([self.norm(out[:, :half]), out[:, half:]], dim=1)
+        out = F.leaky_relu(out, 0.1)
+        out = F.leaky_relu(self.conv_2(out), 0.1)
+        return out + self.identity(x)
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, cin, cout, gc=16):
+        super().__init__()
+        self.conv1 = UNetConvBlock(cin, gc)
+        self.conv2 = UNetConvBlock(gc, gc)
+        self.conv3 = conv3(cin + 2 * gc, cout)
+        for conv in [*self.conv1.modules(), *self.conv2.modules(), self.conv3]:
+            if isinstance(conv, nn.Conv2d):
+                nn.init.xavier_normal_(conv.weight)
+                conv.weight.data.mul_(0.1)
+                nn.init.zeros_(conv.bias)
+
+    def forward(self, x):
+        x1 = F.leaky_relu(self.conv1(x), 0.2)
+        x2 = F.leaky_relu(self.conv2(x1), 0.2)
+        return F.leaky_relu(self.conv3(torch.cat([x, x1, x2], dim=1)), 0.2)
+
+
+class DenseBlockMscale(nn.Module):
+    """One DenseBlock applied at full, 1/2 and 1/4 scale, mixed by a pooled channel gate."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.ops = DenseBlock(cin, cout)
+        self.fusepool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv1(cout, cout), nn.LeakyReLU(0.1))
+        self.fc1 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(0.1))
+        self.fc2 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(0.1))
+        self.fc3 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(0.1))
+        self.fuse = conv1(3 * cout, cout)
+
+    def forward(self, x):
+        # The scale factor (not a target size) decides the down-sampled size, as in the release.
+        x2 = F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False)
+        x3 = F.interpolate(x, scale_factor=0.25, mode='bilinear', align_corners=False)
+        y1 = self.ops(x)
+        y2 = F.interpolate(self.ops(x2), size=y1.shape[-2:], mode='bilinear', align_corners=False)
+        y3 = F.interpolate(self.ops(x3), size=y1.shape[-2:], mode='bilinear', align_corners=False)
+        w = self.fusepool(y1 + y2 + y3)
+        return self.fuse(torch.cat([y1 * self.fc1(w), y2 * self.fc2(w), y3 * self.fc3(w)], dim=1))
+
+
+class InvertibleConv1x1(nn.Module):
+    """Invertible 1x1 convolution, LU-parametrised (Glow)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        weight = torch.linalg.qr(torch.randn(channels, channels))[0]
+        p, lower, upper = torch.linalg.lu(weight)
+        diag = torch.diagonal(upper)
+        self.register_buffer('p', p)
+        self.register_buffer('sign_s', torch.sign(diag))
+        self.lower = nn.Parameter(lower)
+        self.log_s = nn.Parameter(torch.log(diag.abs()))
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.register_buffer('lower_mask', torch.tril(torch.ones(channels, channels), -1), persistent=False)
+
+    def weight(self):
+        eye = torch.eye(self.p.shape[0], dtype=self.p.dtype, device=self.p.device)
+        lower = self.lower * self.lower_mask + eye
+        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
+        return self.p @ lower @ upper
+
+    def forward(self, x):
+        w = self.weight().to(x.dtype)
+        return F.conv2d(x, w[:, :, None, None])
+
+
+class InvBlock(nn.Module):
+    """Affine coupling block: an invertible 1x1 conv, then additive and scaled couplings."""
+
+    def __init__(self, channels, split, clamp=0.8):
+        super().__init__()
+        self.split = split
+        self.clamp = clamp
+        self.invconv = InvertibleConv1x1(channels)
+        self.F = DenseBlockMscale(channels - split, split)
+        self.G = DenseBlockMscale(split, channels - split)
+        self.H = DenseBlockMscale(split, channels - split)
+
+    def forward(self, x):
+        x = self.invconv(x)
+        x1, x2 = x[:, :self.split], x[:, self.split:]
+        y1 = x1 + self.F(x2)
+        s = self.clamp * (torch.sigmoid(self.H(y1)) * 2 - 1)
+        y2 = x2 * torch.exp(s) + self.G(y1)
+        return torch.cat([y1, y2], dim=1)
+
+
+class Interaction(nn.Module):
+    """Spatial compensation: attention-weighted exchange between the fused and source features."""
+
+    def __init__(self, c):
+        super().__init__()
+        for source in ('vis', 'inf'):
+            setattr(self, f'spa_att_{source}', nn.Sequential(
+                conv3(c, c // 2), nn.LeakyReLU(0.1), conv3(c // 2, c), nn.Sigmoid()))
+            setattr(self, f'cha_att_{source}', nn.Sequential(
+                conv1(2 * c, c // 2), nn.LeakyReLU(0.1), conv1(c // 2, 2 * c), nn.Sigmoid()))
+            setattr(self, f'post_{source}', conv3(2 * c, c))
+        self.fused = InvBlock(2 * c, c)
+        self.post = conv3(2 * c, c)
+
+    def _compensate(self, fused, source, spa_att, cha_att, post):
+        r = spa_att(source - fused) * fused + fused
+        c = torch.cat([r, fused], dim=1)
+        return post(cha_att(channel_std(c) + c.mean(dim=(2, 3), keepdim=True)) * c) + fused
+
+    def forward(self, fused, vis, inf):
+        o_vis = self._compensate(fused, vis, self.spa_att_vis, self.cha_att_vis, self.post_vis)
+        o_inf = self._compensate(fused, inf, self.spa_att_inf, self.cha_att_inf, self.post_inf)
+        return self.post(self.fused(torch.cat([o_vis, o_inf], dim=1)))
+
+
+class CalibrationFirst(nn.Module):
+    """Stage 1: lifts the fused map and both sources from 1 to C channels, then interacts.
+
+    The released model encodes all three inputs with the ``fused`` encoder; its ``vis`` and
+    ``inf`` encoders were trained never and hold uninitialised values. With
+    ``separate_encoders=False`` (the release) they are not built and their checkpoint keys are
+    dropped on loading; ``True`` builds and uses them, for new trainings.
+    """
+
+    def __init__(self, cin, cout, separate_encoders=False):
+        super().__init__()
+        self.separate_encoders = separate_encoders
+        if separate_encoders:
+            self.vis = EdgeBlock(cin, cout)
+            self.inf = EdgeBlock(cin, cout)
+        else:
+            self._register_load_state_dict_pre_hook(self._drop_unused_encoders)
+        self.fused = EdgeBlock(cin, cout)
+        self.interaction = Interaction(cout)
+
+    @staticmethod
+    def _drop_unused_encoders(state_dict, prefix, *args, **kwargs):
+        for key in [k for k in state_dict if k.startswith((prefix + 'vis.', prefix + 'inf.'))]:
+            del state_dict[key]
+
+    def forward(self, fused, vis, inf):
+        encode_vis = self.vis if self.separate_encoders else self.fused
+        encode_inf = self.inf if self.separate_encoders else self.fused
+        f, v, i = self.fused(fused), encode_vis(vis), encode_inf(inf)
+        return self.interaction(f, v, i), v, i
+
+
+class Calibration(nn.Module):
+    """Stages 2 and 3: encode, integrate in frequency channel by channel, then interact."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.vis = EdgeBlock(c, c)
+        self.inf = EdgeBlock(c, c)
+        self.fused = EdgeBlock(c, c)
+        self.interaction = Interaction(c)
+
+    def forward(self, fused, vis, inf):
+        f, v, i = self.fused(fused), self.vis(vis), self.inf(inf)
+        f = frequency_integration(f, v, i)
+        return self.interaction(f, v, i), v, i
+
+
+class CALayer(nn.Module):
+    """Adds a per-channel constant, computed from the pooled features, to its input."""
+
+    def __init__(self, c, reduction=4):
+        super().__init__()
+        self.process = nn.Sequential(conv3(c, c), nn.ReLU(inplace=True), conv3(c, c))
+        self.conv_du = nn.Sequential(conv1(c, c // reduction), nn.ReLU(inplace=True),
+                                     conv1(c // reduction, c), nn.Sigmoid())
+
+    def forward(self, x):
+        y = self.process(x).mean(dim=(2, 3), keepdim=True)
+        return self.conv_du(y) * y + x
+
+
+class Refine(nn.Module):
+    def __init__(self, c, out_channels=1):
+        super().__init__()
+        self.conv_in = conv3(c, c)
+        self.process = nn.Sequential(CALayer(c), CALayer(c))
+        self.conv_last = conv3(c, out_channels)
+
+    def forward(self, x):
+        return self.conv_last(self.process(self.conv_in(x)))
+
+
+@ARCH_REGISTRY.register()
+class FISCNet(nn.Module):
+    """FISCNet fusion network.
+
+    Args:
+        vis_channels (int): channels of ``image_vis`` the network reads (1: the Y channel).
+        inf_channels (int): channels of ``image_ir`` the network reads.
+        n_feat (int): feature width C.
+        separate_stage1_encoders (bool): give stage 1 its own visible and infrared encoders
+            instead of the released model's shared one (not loadable from the release).
+
+    Shapes:
+        ``image_vis`` (B, >=vis_channels, H, W) YCrCb in [0, 1]; ``image_ir`` (B, >=inf_channels,
+        H, W) in [0, 1]; output (B, 1, H, W), the fused Y, not clamped. H, W >= 8.
+
+    Example:
+        >>> net = FISCNet()
+        >>> net(torch.rand(1, 3, 16, 20), torch.rand(1, 1, 16, 20)).shape
+        torch.Size([1, 1, 16, 20])
+    """
+
+    def __init__(self, vis_channels=1, inf_channels=1, n_feat=16, separate_stage1_encoders=False):
+        super().__init__()
+        if vis_channels != inf_channels:
+            raise ValueError(f'vis_channels ({vis_channels}) and inf_channels ({inf_channels}) must be '
+                             'equal: the image-level frequency integration mixes them channel by channel')
+        self.vis_channels = vis_channels
+        self.inf_channels = inf_channels
+        self.correction1 = CalibrationFirst(vis_channels, n_feat, separate_stage1_encoders)
+        self.correction2 = Calibration(n_feat)
+        self.correction3 = Calibration(n_feat)
+        self.reconstruction = Refine(n_feat, out_channels=1)
+
+    def forward(self, image_vis, image_ir):
+        height, width = image_vis.shape[-2:]
+        if height < MIN_SIZE or width < MIN_SIZE:
+            raise ValueError(f'FISCNet needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels, got '
+                             f'{width}x{height} (W x H); upscale or pad the image')
+        if image_ir.shape[-2:] != image_vis.shape[-2:]:
+            raise ValueError(f'infrared {tuple(image_ir.shape[-2:])} and visible {(height, width)} '
+                             'sizes (H, W) differ')
+        vis = image_vis[:, :self.vis_channels]
+        ir = image_ir[:, :self.inf_channels]
+        f0 = frequency_integration(vis, vis, ir)
+        f1, v1, i1 = self.correction1(f0, vis, ir)
+        f2, v2, i2 = self.correction2(f1, v1, i1)
+        f3, _, _ = self.correction3(f2, v2, i2)
+        return self.reconstruction(f3)

@@ -1,0 +1,54 @@
+"""Distributed set-up for processes started by torchrun (``--launcher pytorch``) or slurm's srun."""
+import os
+import subprocess
+
+import torch
+import torch.distributed as dist
+
+
+def _slurm_environment(port):
+    """Translate slurm's variables into the ones torch.distributed's env:// method reads."""
+    node_list = os.environ['SLURM_NODELIST']
+    master = subprocess.check_output(['scontrol', 'show', 'hostnames', node_list], text=True).split()[0]
+    os.environ.setdefault('MASTER_ADDR', master)
+    os.environ.setdefault('MASTER_PORT', str(port))
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ['SLURM_LOCALID']
+
+
+def init_dist(launcher, backend=None, port=29500):
+    """Join the process group; the backend defaults to nccl with CUDA and gloo without."""
+    if launcher == 'slurm':
+        _slurm_environment(port)
+    elif launcher != 'pytorch':
+        raise ValueError(f"unknown launcher '{launcher}'; use none, pytorch or slurm")
+    if backend is None:
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
+    dist.init_process_group(backend=backend)
+
+
+def get_dist_info():
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_dist_from_options(opt, launcher):
+    """Start the process group when asked and record ``dist``, ``rank``, ``world_size`` in ``opt``."""
+    opt['dist'] = launcher != 'none'
+    if opt['dist']:
+        params = opt.get('dist_params') or {}
+        init_dist(launcher, params.get('backend'), params.get('port', 29500))
+    opt['rank'], opt['world_size'] = get_dist_info()
+
+
+def master_only(func):
+    """Run ``func`` on rank 0 only (logging, saving)."""
+    def wrapper(*args, **kwargs):
+        if get_dist_info()[0] == 0:
+            return func(*args, **kwargs)
+        return None
+    return wrapper

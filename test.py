@@ -1,0 +1,44 @@
+"""Fuse the test sets of an option file: python test.py -opt options/test/FISCNet.yml"""
+from pathlib import Path
+
+from basicsr.data import build_dataset, build_test_loader
+from basicsr.models import build_model
+from basicsr.utils.dist_util import init_dist_from_options
+from basicsr.utils.errors import report_user_errors
+from basicsr.utils.experiment import copy_option_file, make_run_dirs
+from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
+from basicsr.utils.options import dict_to_yaml, parse_options
+from basicsr.utils.seed import set_random_seed
+
+
+def test_pipeline(argv=None):
+    opt, args = parse_options(is_train=False, argv=argv)
+    init_dist_from_options(opt, args.launcher)
+    # Pairing every set first means a missing partner stops the run before any work is done.
+    datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
+                for key, opt_set in opt['datasets'].items()}
+    make_run_dirs(opt)
+    log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
+    logger = get_root_logger(log_file)
+    logger.info(get_env_info())
+    logger.info('options:\n' + dict_to_yaml(opt))
+    copy_option_file(args.opt, opt)
+    set_random_seed(opt['manual_seed'])
+
+    model = build_model(opt)
+    logger.info(f'device: {model.device}')
+    val_opt = opt.get('val') or {}
+    try:
+        for set_name, (dataset, set_opt) in datasets.items():
+            loader = build_test_loader(dataset, set_opt, model.device)
+            save_dir = Path(opt['path']['visualization']) / set_name if val_opt.get('save_img', True) else None
+            rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'))
+            logger.info(f'{set_name}: {len(dataset)} images fused at {rate:.2f} images/s'
+                        + (f' -> {save_dir}' if save_dir else ''))
+    finally:
+        close_file_handlers()
+    return opt
+
+
+if __name__ == '__main__':
+    report_user_errors(test_pipeline)

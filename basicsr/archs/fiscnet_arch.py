@@ -1,7 +1,7 @@
 """FISCNet: infrared-visible fusion by frequency integration and spatial compensation.
 
 The module names and parameter shapes follow the released checkpoint, so its ``params`` load
-directly. See ``docs/architecture.md`` for the block-by-block description.
+directly.
 """
 import torch
 import torch.nn.functional as F

@@ -51,7 +51,7 @@ def load_sample(paths, resize_vi_to_ir=False, min_size=MIN_SIZE):
             images['vi'] = cv2.resize(images['vi'], (ir_w, ir_h),
                                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         else:
-            hint = " or set 'resize_vi_to_ir: true' for the set" if role == 'vi' else ''
+            hint = ' or enable resize_vi_to_ir' if role == 'vi' else ''
             raise InputError(f'{paths[role]}: {w}x{h} but its infrared partner {paths["ir"].name} is '
                              f'{ir_w}x{ir_h}; register the pair to one size{hint}')
     return images
@@ -73,9 +73,13 @@ class FusionTestDataset(data.Dataset):
     def option_keys(cls):
         return {'dataroot_ir', 'dataroot_vi', 'dataroot_mask', 'resize_vi_to_ir', *ROOT_ALIASES.values()}
 
-    def __init__(self, opt):
+    def __init__(self, opt, samples=None):
+        """``samples``: an explicit ``[(stem, {'ir': path, 'vi': path})]`` list instead of folders."""
         super().__init__()
         self.opt = opt
+        if samples is not None:
+            self.samples = samples
+            return
         folders = {'ir': resolve_root(opt, 'dataroot_ir'), 'vi': resolve_root(opt, 'dataroot_vi')}
         if opt.get('dataroot_mask') is not None:
             folders['mask'] = opt['dataroot_mask']

@@ -67,8 +67,9 @@ def load_params(net, params, strict=True, source='checkpoint'):
         del params[key]
     result = net.load_state_dict(params, strict=False)
     problems = []
-    if result.missing_keys:
-        problems.append(f'{len(result.missing_keys)} missing ({_short_list(result.missing_keys)})')
+    missing = [k for k in result.missing_keys if k not in mismatched]
+    if missing:
+        problems.append(f'{len(missing)} missing ({_short_list(missing)})')
     if result.unexpected_keys:
         problems.append(f'{len(result.unexpected_keys)} unexpected ({_short_list(result.unexpected_keys)})')
     if mismatched:

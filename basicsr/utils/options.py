@@ -5,9 +5,25 @@ import inspect
 import random
 from pathlib import Path
 
+import re
+
 import yaml
 
 from basicsr.utils.errors import OptionError
+
+
+class OptionLoader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; read it as the float users mean."""
+
+
+OptionLoader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
+    list('-+0123456789.'))
+
+
+def parse_yaml(text):
+    return yaml.load(text, Loader=OptionLoader)
 
 # Keys each fixed section accepts. Sections whose keys depend on a `type:` (network_g, datasets,
 # losses) are checked against the class's signature or declared options instead.
@@ -114,7 +130,7 @@ def apply_overrides(opt, overrides):
         key, sep, raw = item.partition('=')
         if not sep or not key:
             raise OptionError(f"--force_yml '{item}': expected KEY.PATH=VALUE, e.g. train.total_iter=1000")
-        set_by_path(opt, key.strip(), yaml.safe_load(raw))
+        set_by_path(opt, key.strip(), parse_yaml(raw))
 
 
 def load_yaml(path):
@@ -122,7 +138,7 @@ def load_yaml(path):
     if not path.is_file():
         raise OptionError(f'{path}: option file not found')
     try:
-        opt = yaml.safe_load(path.read_text(encoding='utf-8'))
+        opt = parse_yaml(path.read_text(encoding='utf-8'))
     except yaml.YAMLError as err:
         raise OptionError(f'{path}: not valid YAML ({str(err).splitlines()[0]})') from None
     if not isinstance(opt, dict):

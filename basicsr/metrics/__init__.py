@@ -1,0 +1,1 @@
+"""Fusion quality metrics (registered in METRIC_REGISTRY)."""

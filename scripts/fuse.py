@@ -1,0 +1,57 @@
+"""Fuse your own infrared/visible images without writing a YAML file.
+
+    python scripts/fuse.py --ir IR_FILE_OR_DIR --vis VIS_FILE_OR_DIR --out DIR
+        [--weights pretrained_models/FISCNet_official.pth] [--device auto|cpu|cuda]
+
+Folders are paired by file stem; two files are fused as one pair named after the infrared file.
+Fused images are written as DIR/<stem>.png.
+"""
+import argparse
+from pathlib import Path
+
+from basicsr.data.fusion_test_dataset import FusionTestDataset
+from basicsr.data import build_test_loader
+from basicsr.models.fusion_model import FusionModel
+from basicsr.utils.errors import InputError, report_user_errors
+from basicsr.utils.logger import get_root_logger
+
+DEVICE_TO_NUM_GPU = {'auto': 'auto', 'cpu': 0, 'cuda': 1}
+NETWORK = {'type': 'FISCNet', 'vis_channels': 1, 'inf_channels': 1, 'n_feat': 16}
+
+
+def build_dataset(ir, vis, resize_vi_to_ir):
+    ir, vis = Path(ir), Path(vis)
+    opt = {'name': 'fuse', 'dataroot_ir': str(ir), 'dataroot_vi': str(vis), 'resize_vi_to_ir': resize_vi_to_ir}
+    if ir.is_file() and vis.is_file():
+        return FusionTestDataset(opt, samples=[(ir.stem, {'ir': ir, 'vi': vis})])
+    if ir.is_dir() and vis.is_dir():
+        return FusionTestDataset(opt)
+    for path in (ir, vis):
+        if not path.exists():
+            raise InputError(f'{path}: no such file or folder')
+    raise InputError(f'--ir {ir} and --vis {vis}: give two image files or two folders')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--ir', required=True, help='infrared image file or folder')
+    parser.add_argument('--vis', required=True, help='visible image file or folder (gray or RGB)')
+    parser.add_argument('--out', required=True, help='output folder for <stem>.png')
+    parser.add_argument('--weights', default='pretrained_models/FISCNet_official.pth', help='checkpoint file')
+    parser.add_argument('--param_key', default='params_ema', help='state dict key in the checkpoint')
+    parser.add_argument('--device', choices=sorted(DEVICE_TO_NUM_GPU), default='auto')
+    parser.add_argument('--resize_vi_to_ir', action='store_true',
+                        help='resize visible images to their infrared partner instead of failing')
+    args = parser.parse_args(argv)
+
+    dataset = build_dataset(args.ir, args.vis, args.resize_vi_to_ir)
+    logger = get_root_logger()
+    model = FusionModel({'num_gpu': DEVICE_TO_NUM_GPU[args.device], 'network_g': NETWORK,
+                         'path': {'pretrain_network_g': args.weights, 'param_key_g': args.param_key}})
+    loader = build_test_loader(dataset, {}, model.device)
+    rate = model.fuse_set(loader, 'fuse', save_dir=args.out)
+    logger.info(f'{len(dataset)} image(s) fused on {model.device} at {rate:.2f} images/s -> {args.out}')
+
+
+if __name__ == '__main__':
+    report_user_errors(main)

@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+import torch
+
+from basicsr.archs.fiscnet_arch import CDC, FISCNet, frequency_integration
+from basicsr.utils.checkpoint import CheckpointMismatchError, load_params, read_params
+from basicsr.utils.color_util import rgb_to_ycrcb
+from basicsr.utils.img_util import read_image
+from conftest import WEIGHTS, require_shared
+
+
+def image_tensor(path):
+    return torch.from_numpy(read_image(path)).permute(2, 0, 1)[None]
+
+
+@pytest.fixture(scope='module')
+def released_net():
+    require_shared('weights', 'FISCNet_official.pth')
+    net = FISCNet()
+    load_params(net, read_params(WEIGHTS, 'params'), strict=True)
+    return net.eval()
+
+
+@pytest.mark.parametrize('set_name, stem', [('TNO21', '01'), ('TNO21', '17'), ('MSRS', '00004N')])
+def test_reproduces_released_raw_output(released_net, set_name, stem):
+    reference = np.load(require_shared('reference', set_name, f'{stem}_y.npy'))
+    ir = image_tensor(require_shared('data', set_name, 'ir', f'{stem}.png'))
+    vis = image_tensor(require_shared('data', set_name, 'vi', f'{stem}.png'))
+    with torch.no_grad():
+        fused_y = released_net(rgb_to_ycrcb(vis), ir[:, :1])[0, 0].numpy()
+    assert fused_y.shape == reference.shape
+    assert np.abs(fused_y - reference).max() <= 1e-4
+
+
+def test_release_loads_into_separate_encoder_variant_strictly():
+    require_shared('weights', 'FISCNet_official.pth')
+    net = FISCNet(separate_stage1_encoders=True)
+    load_params(net, read_params(WEIGHTS), strict=True)
+    # The release's unused stage-1 encoders hold uninitialised values; they are loaded as they are.
+    assert abs(net.correction1.inf.CDC.HP_branch.item()) > 1e6
+
+
+@pytest.mark.parametrize('height, width', [(8, 8), (9, 13), (37, 20), (33, 65)])
+def test_any_size_from_8_works(height, width):
+    torch.manual_seed(0)
+    net = FISCNet().eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, height, width), torch.rand(2, 1, height, width))
+    assert out.shape == (2, 1, height, width)
+    assert torch.isfinite(out).all()
+
+
+def test_large_input_1280x1024_works():
+    torch.manual_seed(0)
+    net = FISCNet().eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 1024, 1280), torch.rand(1, 1, 1024, 1280))
+    assert out.shape == (1, 1, 1024, 1280) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('height, width', [(7, 7), (7, 64), (64, 3)])
+def test_below_minimum_size_is_a_clear_error(height, width):
+    with pytest.raises(ValueError, match='at least 8x8'):
+        FISCNet()(torch.rand(1, 3, height, width), torch.rand(1, 1, height, width))
+
+
+def test_batch_items_are_independent():
+    """Instance norms and Fourier transforms are per image: batching must not mix images."""
+    torch.manual_seed(0)
+    net = FISCNet().eval()
+    vis, ir = torch.rand(3, 3, 16, 24), torch.rand(3, 1, 16, 24)
+    with torch.no_grad():
+        batched = net(vis, ir)
+        single = net(vis[1:2], ir[1:2])
+    assert torch.allclose(batched[1:2], single, atol=1e-6)
+
+
+def test_cdc_folded_kernel_equals_two_branch_definition():
+    torch.manual_seed(0)
+    cdc = CDC(4, 4)
+    with torch.no_grad():
+        cdc.HP_branch.fill_(0.3)
+    x = torch.rand(2, 4, 9, 11)
+    h_taps, d_taps = cdc.h_conv.conv.weight[:, :, 0], cdc.d_conv.conv.weight[:, :, 0]
+    z = torch.zeros_like(h_taps[..., 0])
+
+    def branch(taps, layout):
+        kernel = torch.stack([taps[..., i] if i is not None else z for i in layout], -1).view(4, 4, 3, 3)
+        center = taps.sum(-1)[..., None, None]
+        return torch.nn.functional.conv2d(x, kernel, padding=1) - 0.8 * torch.nn.functional.conv2d(x, center)
+
+    h = branch(h_taps, [None, 0, None, 1, 2, 3, None, 4, None])
+    d = branch(d_taps, [0, None, 1, None, 2, None, 3, None, 4])
+    gate = torch.sigmoid(torch.tensor(0.3))
+    expected = gate * h + (1 - gate) * d + x
+    assert torch.allclose(cdc(x), expected, atol=1e-6)
+
+
+def test_frequency_integration_of_one_image_with_itself_doubles_it():
+    # |ifft(A (e^{i phi} + e^{i phi}))| = 2 |x| for a real x.
+    x = torch.rand(1, 2, 10, 12)
+    assert torch.allclose(frequency_integration(x, x, x), 2 * x, atol=1e-5)
+
+
+def test_new_network_trains_without_nan():
+    torch.manual_seed(0)
+    net = FISCNet()
+    assert net.correction1.fused.CDC.HP_branch.item() == 0
+    out = net(torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16))
+    out.mean().backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_checkpoint_that_does_not_fit_lists_the_keys(tmp_path):
+    torch.manual_seed(0)
+    params = FISCNet(n_feat=16).state_dict()
+    params.pop('reconstruction.conv_last.bias')
+    params['extra.weight'] = torch.zeros(1)
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_params(FISCNet(n_feat=8), params, strict=True, source='ckpt.pth')
+    message = str(err.value)
+    assert '\n' not in message
+    for part in ('ckpt.pth', '1 missing (reconstruction.conv_last.bias)', 'unexpected (extra.weight)',
+                 '282 with other shapes', 'file (16,) vs network (8,)'):
+        assert part in message
+
+
+def test_module_prefix_from_ddp_is_accepted():
+    torch.manual_seed(0)
+    source = FISCNet(n_feat=8)
+    params = {f'module.{k}': v for k, v in source.state_dict().items()}
+    target = FISCNet(n_feat=8)
+    load_params(target, params, strict=True)
+    assert torch.equal(target.reconstruction.conv_last.weight, source.reconstruction.conv_last.weight)
+
+
+def test_read_params_falls_back_to_params_and_reports_bad_files(tmp_path, random_checkpoint):
+    assert 'reconstruction.conv_last.weight' in read_params(random_checkpoint, 'params_ema')
+    with pytest.raises(ValueError, match="no 'net' in the checkpoint .*params"):
+        read_params(random_checkpoint, 'net')
+    junk = tmp_path / 'junk.pth'
+    junk.write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match='junk.pth: not a readable PyTorch checkpoint'):
+        read_params(junk)
+    with pytest.raises(ValueError, match='missing.pth: checkpoint not found; fetch'):
+        read_params(tmp_path / 'missing.pth')

@@ -2,6 +2,8 @@
 from pathlib import Path
 
 from basicsr.data import build_dataset, build_test_loader
+from basicsr.metrics.report import format_table
+from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
 from basicsr.models import build_model
 from basicsr.utils.dist_util import init_dist_from_options
 from basicsr.utils.errors import report_user_errors
@@ -14,6 +16,8 @@ from basicsr.utils.seed import set_random_seed
 def test_pipeline(argv=None):
     opt, args = parse_options(is_train=False, argv=argv)
     init_dist_from_options(opt, args.launcher)
+    val_opt = opt.get('val') or {}
+    metric_names = metric_names_from_options(val_opt)
     # Pairing every set first means a missing partner stops the run before any work is done.
     datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
                 for key, opt_set in opt['datasets'].items()}
@@ -27,14 +31,23 @@ def test_pipeline(argv=None):
 
     model = build_model(opt)
     logger.info(f'device: {model.device}')
-    val_opt = opt.get('val') or {}
+    scores = {}
     try:
         for set_name, (dataset, set_opt) in datasets.items():
             loader = build_test_loader(dataset, set_opt, model.device)
             save_dir = Path(opt['path']['visualization']) / set_name if val_opt.get('save_img', True) else None
-            rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'))
+            scorer = SetScorer(metric_names, val_opt.get('convention', 'tang')) if metric_names else None
+            on_image = (lambda stem, fused, item: scorer.add(stem, item['ir'], item['vis'], fused)) if scorer else None
+            rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'), on_image)
             logger.info(f'{set_name}: {len(dataset)} images fused at {rate:.2f} images/s'
                         + (f' -> {save_dir}' if save_dir else ''))
+            if scorer:
+                csv_path = scorer.write_csv(Path(opt['path']['metrics']) / f'{set_name}.csv')
+                logger.info(f'{set_name}: metrics per image -> {csv_path}')
+                scores[set_name] = scorer.rows
+        if scores:
+            table = format_table(scores, metric_names, label='set', with_std=False)
+            logger.info(f"mean metrics ({val_opt.get('convention', 'tang')} convention):\n{table}")
     finally:
         close_file_handlers()
     return opt

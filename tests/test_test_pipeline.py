@@ -156,3 +156,30 @@ def test_remote_fetch_reencodes_bmp_sources_and_checks_pixels(tmp_path, monkeypa
     dst = tmp_path / row['file']
     download_datasets.fetch_remote(row, dst)
     assert download_datasets.is_present(dst, row)
+
+
+def test_metrics_csv_and_table(tmp_path, rng, random_checkpoint):
+    from basicsr.metrics import DEFAULT_METRICS, calculate_metrics, read_gray_uint8
+    for stem in ('x', 'y'):
+        write_image_file(tmp_path / 'ir' / f'{stem}.png', smooth_image(rng, 48, 56))
+        write_image_file(tmp_path / 'vi' / f'{stem}.png', smooth_image(rng, 48, 56, 3))
+    opt = write_options(tmp_path / 'opt.yml', [('synthetic', tmp_path / 'ir', tmp_path / 'vi')], random_checkpoint)
+    result = run_script(REPO / 'test.py', '-opt', opt, '--force_yml', 'val.metrics=default', 'val.convention=cddfuse',
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = DEFAULT_METRICS['cddfuse']
+    lines = (tmp_path / 'results' / 'demo' / 'metrics' / 'synthetic.csv').read_text().splitlines()
+    assert lines[0] == '# convention: cddfuse'
+    assert lines[1] == ','.join(['image', *names])
+    assert [line.split(',')[0] for line in lines[2:]] == ['x', 'y', 'mean']
+    fused = read_gray_uint8(tmp_path / 'results' / 'demo' / 'visualization' / 'synthetic' / 'y.png')
+    expected = calculate_metrics(read_gray_uint8(tmp_path / 'ir' / 'y.png'), read_gray_uint8(tmp_path / 'vi' / 'y.png'),
+                                 fused, names, 'cddfuse')
+    assert [float(v) for v in lines[3].split(',')[1:]] == pytest.approx(list(expected.values()), rel=1e-9)
+    assert 'mean metrics (cddfuse convention)' in result.stderr and 'Qabf' in result.stderr
+
+
+def test_unknown_metric_is_an_option_error(tmp_path, pair_folders, random_checkpoint):
+    opt = write_options(tmp_path / 'opt.yml', [('demo_set', *pair_folders)], random_checkpoint)
+    result = run_script(REPO / 'test.py', '-opt', opt, '--force_yml', 'val.metrics=[EN, Qab]', cwd=tmp_path)
+    assert result.returncode == 2 and 'unknown metric(s) Qab' in result.stderr

@@ -5,7 +5,7 @@ from basicsr.data import build_dataset, build_test_loader
 from basicsr.metrics.report import format_table
 from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
 from basicsr.models import build_model
-from basicsr.utils.dist_util import init_dist_from_options
+from basicsr.utils.dist_util import barrier, gather_to_all, init_dist_from_options, shard_for_this_rank
 from basicsr.utils.errors import report_user_errors
 from basicsr.utils.experiment import copy_option_file, make_run_dirs
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
@@ -22,6 +22,7 @@ def test_pipeline(argv=None):
     datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
                 for key, opt_set in opt['datasets'].items()}
     make_run_dirs(opt)
+    barrier()  # the other processes write into the folders rank 0 just made
     log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
     logger = get_root_logger(log_file)
     logger.info(get_env_info())
@@ -34,14 +35,17 @@ def test_pipeline(argv=None):
     scores = {}
     try:
         for set_name, (dataset, set_opt) in datasets.items():
-            loader = build_test_loader(dataset, set_opt, model.device)
+            # With several processes each fuses every world_size-th image of the set.
+            loader = build_test_loader(shard_for_this_rank(dataset), set_opt, model.device)
             save_dir = Path(opt['path']['visualization']) / set_name if val_opt.get('save_img', True) else None
             scorer = SetScorer(metric_names, val_opt.get('convention', 'tang')) if metric_names else None
             on_image = (lambda stem, fused, item: scorer.add(stem, item['ir'], item['vis'], fused)) if scorer else None
             rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'), on_image)
+            rate = sum(gather_to_all(rate))
             logger.info(f'{set_name}: {len(dataset)} images fused at {rate:.2f} images/s'
                         + (f' -> {save_dir}' if save_dir else ''))
             if scorer:
+                scorer.merge(gather_to_all((scorer.stems, scorer.rows)), order=[stem for stem, _ in dataset.samples])
                 csv_path = scorer.write_csv(Path(opt['path']['metrics']) / f'{set_name}.csv')
                 logger.info(f'{set_name}: metrics per image -> {csv_path}')
                 scores[set_name] = scorer.rows

@@ -183,3 +183,19 @@ def test_unknown_metric_is_an_option_error(tmp_path, pair_folders, random_checkp
     opt = write_options(tmp_path / 'opt.yml', [('demo_set', *pair_folders)], random_checkpoint)
     result = run_script(REPO / 'test.py', '-opt', opt, '--force_yml', 'val.metrics=[EN, Qab]', cwd=tmp_path)
     assert result.returncode == 2 and 'unknown metric(s) Qab' in result.stderr
+
+
+def test_two_processes_share_the_work(tmp_path, rng, random_checkpoint):
+    stems = ['p', 'q', 'r']
+    for stem in stems:
+        write_image_file(tmp_path / 'ir' / f'{stem}.png', smooth_image(rng, 48, 50))
+        write_image_file(tmp_path / 'vi' / f'{stem}.png', smooth_image(rng, 48, 50, 3))
+    opt = write_options(tmp_path / 'opt.yml', [('synthetic', tmp_path / 'ir', tmp_path / 'vi')], random_checkpoint)
+    result = run_script('-m', 'torch.distributed.run', '--nproc_per_node', '2', REPO / 'test.py', '-opt', opt,
+                        '--launcher', 'pytorch', '--force_yml', 'val.metrics=[EN]', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / 'results' / 'demo'
+    assert sorted(p.stem for p in (run_dir / 'visualization' / 'synthetic').iterdir()) == stems
+    rows = (run_dir / 'metrics' / 'synthetic.csv').read_text().splitlines()
+    assert [row.split(',')[0] for row in rows[2:]] == [*stems, 'mean']
+    assert len(list(tmp_path.joinpath('results').iterdir())) == 1

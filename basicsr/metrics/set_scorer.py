@@ -1,6 +1,6 @@
 """Scoring every fused image of a test or validation set, for tables, CSV files and best-model tracking."""
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -62,6 +62,12 @@ class SetScorer:
         self.stems.append(stem)
         self.rows.append(row)
         return row
+
+    def merge(self, parts: List[Tuple[List[str], List[Dict[str, float]]]], order: List[str]) -> None:
+        """Replace the rows with those of several ``(stems, rows)`` parts (one per process), in ``order``."""
+        by_stem = {stem: row for stems, rows in parts for stem, row in zip(stems, rows)}
+        self.stems = [stem for stem in order if stem in by_stem]
+        self.rows = [by_stem[stem] for stem in self.stems]
 
     def means(self) -> Dict[str, float]:
         return {name: mean for name, (mean, _) in summarize(self.rows, self.names).items()}

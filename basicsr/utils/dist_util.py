@@ -4,6 +4,7 @@ import subprocess
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Subset
 
 
 def _slurm_environment(port):
@@ -43,6 +44,29 @@ def init_dist_from_options(opt, launcher):
         params = opt.get('dist_params') or {}
         init_dist(launcher, params.get('backend'), params.get('port', 29500))
     opt['rank'], opt['world_size'] = get_dist_info()
+
+
+def barrier():
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def shard_for_this_rank(dataset):
+    """Every ``world_size``-th item of ``dataset``, starting at this rank (the whole set in one process)."""
+    rank, world_size = get_dist_info()
+    if world_size == 1:
+        return dataset
+    return Subset(dataset, range(rank, len(dataset), world_size))
+
+
+def gather_to_all(obj):
+    """The list of ``obj`` from every process, in rank order (``[obj]`` in one process)."""
+    _, world_size = get_dist_info()
+    if world_size == 1:
+        return [obj]
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def master_only(func):

@@ -1,5 +1,4 @@
 """Datasets (registered by type) and the loaders that feed them to a model."""
-import torch
 from torch.utils import data
 
 from basicsr.utils.auto_import import import_modules

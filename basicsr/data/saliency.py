@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from basicsr.utils.errors import InputError
-from basicsr.utils.img_util import write_image
+from basicsr.utils.img_util import decode_image_file, write_image
 
 MODES = ('binary', 'weight')
 
@@ -85,15 +85,7 @@ def read_gray_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
         InputError: the file is missing, unreadable, corrupt, or of an unsupported type; the
             one-line message names the file.
     """
-    path = Path(path)
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f'{path}: cannot read the file ({err.strerror}); '
-                         'check that it exists and is readable') from None
-    img = cv2.imdecode(data, _READ_FLAGS) if data.size else None
-    if img is None:
-        raise InputError(f'{path}: not a readable image (corrupt or unsupported format); replace or remove it')
+    img = decode_image_file(path, _READ_FLAGS)
     try:
         return to_gray_u8(img, infrared)
     except InputError as err:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from basicsr.utils.errors import InputError
+from basicsr.utils.img_util import decode_image_file
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -78,15 +79,7 @@ def read_gray_uint8(path: Union[str, Path]) -> np.ndarray:
     Raises:
         InputError: the file is missing, unreadable or not an image.
     """
-    path = Path(path)
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f'{path}: cannot read the file ({err.strerror}); '
-                         'check that it exists and is readable') from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise InputError(f'{path}: not a readable image (corrupt or unsupported format); replace or remove it')
+    image = decode_image_file(path, cv2.IMREAD_UNCHANGED)
     if image.dtype == np.uint16:
         image = _round_to_uint8(image / 257.0)
     elif image.dtype != np.uint8:

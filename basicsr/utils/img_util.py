@@ -12,6 +12,23 @@ _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
+def decode_image_file(path, flags=_READ_FLAGS):
+    """Decode an image file with OpenCV ``flags`` (non-ASCII paths work too).
+
+    Raises:
+        InputError: the file is missing, unreadable, not an image or corrupt.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as err:
+        raise InputError(f'{path}: cannot read the file ({err.strerror}); check that it exists and is readable') from None
+    img = cv2.imdecode(data, flags) if data.size else None
+    if img is None:
+        raise InputError(f'{path}: not a readable image (corrupt or unsupported format); replace or remove it')
+    return img
+
+
 def read_image(path):
     """Read an image file as RGB float32 in [0, 1].
 
@@ -27,14 +44,7 @@ def read_image(path):
     Raises:
         InputError: the file is missing, not an image, corrupt, or of an unsupported depth.
     """
-    path = Path(path)
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f'{path}: cannot read the file ({err.strerror}); check that it exists and is readable') from None
-    img = cv2.imdecode(data, _READ_FLAGS) if data.size else None
-    if img is None:
-        raise InputError(f'{path}: not a readable image (corrupt or unsupported format); replace or remove it')
+    img = decode_image_file(path)
     if img.dtype == np.float32:
         img = np.clip(img, 0.0, 1.0)
     elif img.dtype in _SCALE:

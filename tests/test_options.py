@@ -90,3 +90,11 @@ def test_registry_error_lists_entries():
         reg.get('B')
     with pytest.raises(KeyError, match='already registered'):
         reg.register(list, name='A')
+
+
+def test_a_train_set_without_type_is_checked_as_a_training_set(tmp_path):
+    opt = dict(BASE, datasets={'train': {'name': 't', 'dataroot_ir': 'ir', 'dataroot_vi': 'vi', 'gt_size': 64}})
+    assert parse(tmp_path, opt, is_train=True)['datasets']['train']['gt_size'] == 64
+    opt['datasets']['train']['gt_sise'] = 64
+    with pytest.raises(OptionError, match="did you mean 'gt_size'"):
+        parse(tmp_path, opt, is_train=True)

@@ -82,8 +82,9 @@ def check_typed_section(section, where, registry):
 def check_dataset_section(section, where, registry):
     if not isinstance(section, dict):
         raise OptionError(f"'{where}' must be a mapping of dataset options")
+    default = 'FusionTrainDataset' if where.split('.')[-1].startswith('train') else 'FusionTestDataset'
     try:
-        cls = registry.get(section.get('type', 'FusionTestDataset'))
+        cls = registry.get(section.get('type', default))
     except KeyError as err:
         raise OptionError(f"{where}.type: {err.args[0]}") from None
     check_keys(section, where, DATASET_COMMON_KEYS | cls.option_keys())

@@ -5,7 +5,7 @@ from basicsr.data import build_dataset, build_test_loader
 from basicsr.metrics.report import format_table
 from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
 from basicsr.models import build_model
-from basicsr.utils.dist_util import barrier, gather_to_all, init_dist_from_options, shard_for_this_rank
+from basicsr.utils.dist_util import barrier, close_dist, gather_to_all, init_dist_from_options, shard_for_this_rank
 from basicsr.utils.errors import report_user_errors
 from basicsr.utils.experiment import copy_option_file, make_run_dirs
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
@@ -54,6 +54,7 @@ def test_pipeline(argv=None):
             logger.info(f"mean metrics ({val_opt.get('convention', 'tang')} convention):\n{table}")
     finally:
         close_file_handlers()
+        close_dist()
     return opt
 
 

@@ -20,7 +20,7 @@ from basicsr.data.sampler import EnlargedSampler
 from basicsr.metrics.set_scorer import metric_names_from_options
 from basicsr.models import build_model
 from basicsr.models.fusion_model import LossNotFiniteError
-from basicsr.utils.dist_util import get_dist_info, init_dist_from_options
+from basicsr.utils.dist_util import close_dist, get_dist_info, init_dist_from_options
 from basicsr.utils.errors import OptionError, report_user_errors
 from basicsr.utils.experiment import copy_option_file, make_run_dirs
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
@@ -221,8 +221,7 @@ def train_pipeline(argv=None):
         return train(opt, args)
     finally:
         close_file_handlers()
-        if opt['dist'] and dist.is_initialized():
-            dist.destroy_process_group()
+        close_dist()
 
 
 def train(opt, args):

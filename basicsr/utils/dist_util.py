@@ -31,6 +31,12 @@ def init_dist(launcher, backend=None, port=29500):
     dist.init_process_group(backend=backend)
 
 
+def close_dist():
+    """Leave the process group: a process that exits with it open can abort (gloo threads still live)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def get_dist_info():
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

@@ -1,12 +1,16 @@
-"""Inference speed and peak memory of FISCNet, per input size and batch, on CPU or CUDA.
+"""Inference speed, peak memory and accuracy of FISCNet's execution modes, per size and batch.
 
-    python scripts/benchmark.py [--device cpu|cuda] [--sizes 640x480 1024x768] [--batch 1]
-                                [--repeats 5] [--threads N] [--weights PATH]
+    python scripts/benchmark.py [--device cpu|cuda] [--modes eager channels_last compile]
+                                [--sizes 640x480 1024x768] [--batch 1] [--repeats 5]
+                                [--threads N] [--weights PATH]
 
 Each configuration runs in its own process, so the peak memory is that configuration's alone.
-Latency is the median over ``--repeats`` timed calls after one warm-up call; ms/pair divides it
-by the batch size. Peak memory: on CPU, the rise of the process's peak resident set size during
-the calls; on CUDA, the peak of allocated device memory. Prints a Markdown table.
+Latency is the median over ``--repeats`` timed calls after one warm-up call (which includes
+compilation); ms/pair divides it by the batch size. Peak memory: on CPU, the rise of the
+process's peak resident set size during the calls; on CUDA, the peak of allocated device memory.
+Every mode is compared with eager float32 of the same run on the same input: the speed-up, the
+max |difference| of the raw fused Y and of the 8-bit output (clamp, x255, round). Prints a
+Markdown table.
 """
 import argparse
 import json
@@ -14,10 +18,14 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from basicsr.utils.execution import EXECUTION_MODES, prepare_input, prepare_network
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +45,7 @@ def peak_rss_mib():
 def build_net(weights, device):
     from basicsr.archs.fiscnet_arch import FISCNet
     from basicsr.utils.checkpoint import load_params, read_params
+    torch.manual_seed(0)  # every mode's process builds the same random weights when no file is given
     net = FISCNet()
     if weights and Path(weights).is_file():
         load_params(net, read_params(weights), strict=True)
@@ -50,15 +59,17 @@ def measure(config):
         torch.set_num_threads(config['threads'])
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    net = build_net(config['weights'], device)
+    mode = config['mode']
+    net = prepare_network(build_net(config['weights'], device), mode)
     width, height = config['size']
     generator = torch.Generator().manual_seed(0)
-    vis = torch.rand(config['batch'], 3, height, width, generator=generator).to(device)
-    ir = torch.rand(config['batch'], 1, height, width, generator=generator).to(device)
+    vis = prepare_input(torch.rand(config['batch'], 3, height, width, generator=generator).to(device), mode)
+    ir = prepare_input(torch.rand(config['batch'], 1, height, width, generator=generator).to(device), mode)
+    outputs = []
 
     def call():
         with torch.inference_mode():
-            net(vis, ir)
+            outputs[:] = [net(vis, ir)]
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
@@ -76,6 +87,7 @@ def measure(config):
     else:
         peak = peak_rss_mib() - rss_before
     latency = statistics.median(times)
+    np.save(config['output'], outputs[0].float().cpu().numpy())
     return {'latency_ms': latency * 1000, 'ms_per_pair': latency * 1000 / config['batch'],
             'pairs_per_s': config['batch'] / latency, 'peak_mib': peak, 'threads': torch.get_num_threads()}
 
@@ -91,6 +103,8 @@ def run_in_child(config):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--modes', nargs='+', choices=EXECUTION_MODES, default=list(EXECUTION_MODES),
+                        help='execution modes; eager, the baseline, always runs first')
     parser.add_argument('--sizes', nargs='+', default=['640x480'], help='WxH sizes')
     parser.add_argument('--batch', type=int, nargs='+', default=[1])
     parser.add_argument('--repeats', type=int, default=5)
@@ -105,19 +119,37 @@ def main():
 
     print(f'PyTorch {torch.__version__}, device {args.device}'
           + (f' ({torch.cuda.get_device_name(0)})' if args.device == 'cuda' else ''))
-    print('| size | batch | threads | latency (ms) | ms/pair | pairs/s | peak memory (MiB) |')
-    print('|---|---:|---:|---:|---:|---:|---:|')
-    for size in args.sizes:
-        width, height = (int(v) for v in size.lower().split('x'))
-        for batch in args.batch:
-            config = {'device': args.device, 'size': [width, height], 'batch': batch, 'repeats': args.repeats,
-                      'threads': args.threads, 'weights': args.weights}
-            r = run_in_child(config)
-            if 'error' in r:
-                print(f"| {size} | {batch} | | failed: {r['error']} | | | |")
-                continue
-            print(f"| {size} | {batch} | {r['threads']} | {r['latency_ms']:.1f} | {r['ms_per_pair']:.1f} | "
-                  f"{r['pairs_per_s']:.2f} | {r['peak_mib']:.0f} |", flush=True)
+    print('| mode | size | batch | threads | latency (ms) | ms/pair | pairs/s | speed-up | peak memory (MiB) '
+          '| max abs diff Y | max diff 8-bit |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    modes = ['eager'] + [m for m in args.modes if m != 'eager']
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            width, height = (int(v) for v in size.lower().split('x'))
+            for batch in args.batch:
+                baseline = None
+                for mode in modes:
+                    output = Path(tmp) / f'{mode}_{size}_{batch}.npy'
+                    config = {'device': args.device, 'size': [width, height], 'batch': batch, 'mode': mode,
+                              'repeats': args.repeats, 'threads': args.threads, 'weights': args.weights,
+                              'output': str(output)}
+                    r = run_in_child(config)
+                    if 'error' in r:
+                        print(f"| {mode} | {size} | {batch} | | failed: {r['error']} | | | | | | |", flush=True)
+                        continue
+                    y = np.load(output)
+                    if mode == 'eager':
+                        baseline = (r['latency_ms'], y)
+                    speedup = baseline[0] / r['latency_ms'] if baseline else float('nan')
+                    diff_y = float(np.abs(y - baseline[1]).max()) if baseline else float('nan')
+                    diff_8 = int(np.abs(to_8bit(y) - to_8bit(baseline[1])).max()) if baseline else -1
+                    print(f"| {mode} | {size} | {batch} | {r['threads']} | {r['latency_ms']:.1f} | "
+                          f"{r['ms_per_pair']:.1f} | {r['pairs_per_s']:.2f} | {speedup:.2f}x | {r['peak_mib']:.0f} | "
+                          f"{diff_y:.1e} | {diff_8} |", flush=True)
+
+
+def to_8bit(y):
+    return np.round(np.clip(y, 0, 1) * 255).astype(np.int16)
 
 
 if __name__ == '__main__':

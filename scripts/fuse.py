@@ -13,6 +13,7 @@ from basicsr.data.fusion_test_dataset import FusionTestDataset
 from basicsr.data import build_test_loader
 from basicsr.models.fusion_model import FusionModel
 from basicsr.utils.errors import InputError, report_user_errors
+from basicsr.utils.execution import EXECUTION_MODES
 from basicsr.utils.logger import get_root_logger
 
 DEVICE_TO_NUM_GPU = {'auto': 'auto', 'cpu': 0, 'cuda': 1}
@@ -40,13 +41,15 @@ def main(argv=None):
     parser.add_argument('--weights', default='pretrained_models/FISCNet_official.pth', help='checkpoint file')
     parser.add_argument('--param_key', default='params_ema', help='state dict key in the checkpoint')
     parser.add_argument('--device', choices=sorted(DEVICE_TO_NUM_GPU), default='auto')
+    parser.add_argument('--execution', choices=EXECUTION_MODES, default='eager',
+                        help='how the network runs; compile pays off on many images of one size')
     parser.add_argument('--resize_vi_to_ir', action='store_true',
                         help='resize visible images to their infrared partner instead of failing')
     args = parser.parse_args(argv)
 
     dataset = build_dataset(args.ir, args.vis, args.resize_vi_to_ir)
     logger = get_root_logger()
-    model = FusionModel({'num_gpu': DEVICE_TO_NUM_GPU[args.device], 'network_g': NETWORK,
+    model = FusionModel({'num_gpu': DEVICE_TO_NUM_GPU[args.device], 'network_g': NETWORK, 'execution': args.execution,
                          'path': {'pretrain_network_g': args.weights, 'param_key_g': args.param_key}})
     loader = build_test_loader(dataset, {}, model.device)
     rate = model.fuse_set(loader, 'fuse', save_dir=args.out)

@@ -145,3 +145,22 @@ def test_read_params_falls_back_to_params_and_reports_bad_files(tmp_path, random
         read_params(junk)
     with pytest.raises(ValueError, match='missing.pth: checkpoint not found; fetch'):
         read_params(tmp_path / 'missing.pth')
+
+
+def test_channels_last_execution_reproduces_the_released_output():
+    from basicsr.models.fusion_model import FusionModel
+    reference = np.load(require_shared('reference', 'TNO21', '01_y.npy'))
+    model = FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'channels_last',
+                         'path': {'pretrain_network_g': str(require_shared('weights', 'FISCNet_official.pth'))}})
+    model.feed_data({'ir': image_tensor(require_shared('data', 'TNO21', 'ir', '01.png'))[:, :1],
+                     'vis': image_tensor(require_shared('data', 'TNO21', 'vi', '01.png'))})
+    model.test()
+    clamped = np.clip(reference, 0, 1)
+    assert np.abs(model.fused_y[0, 0].numpy() - clamped).max() <= 1e-4
+
+
+def test_unknown_execution_mode_is_an_option_error():
+    from basicsr.models.fusion_model import FusionModel
+    from basicsr.utils.errors import OptionError
+    with pytest.raises(OptionError, match="execution: 'fast' is not a mode; use one of: eager, channels_last, compile"):
+        FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'fast'})

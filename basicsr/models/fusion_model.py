@@ -20,6 +20,7 @@ from basicsr.utils.checkpoint import atomic_save, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb, ycrcb_to_rgb
 from basicsr.utils.device import select_device
 from basicsr.utils.errors import OptionError
+from basicsr.utils.execution import check_mode, prepare_input, prepare_network
 from basicsr.utils.img_util import to_uint8, write_image
 from basicsr.utils.logger import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -64,8 +65,12 @@ class FusionModel:
             self.load_network(path_opt['pretrain_network_g'], path_opt.get('param_key_g', 'params_ema'),
                               path_opt.get('strict_load_g', True))
         self.net_g.eval()
+        self.execution = check_mode(opt.get('execution', 'eager'))
         if opt.get('is_train'):
+            if self.execution != 'eager':
+                raise OptionError(f"execution: {self.execution} is for testing; training runs eager (remove the key)")
             self.init_training_settings()
+        self.net_test = prepare_network(self.net_g, self.execution)
 
     def load_network(self, path, param_key='params_ema', strict=True):
         params = read_params(path, param_key)
@@ -77,15 +82,19 @@ class FusionModel:
         self.vis = data['vis'].to(self.device, non_blocking=True)
         self.mask = data['mask'].to(self.device, non_blocking=True) if 'mask' in data else None
 
-    def fuse(self, net):
+    def fuse(self, net, execution='eager'):
         """Run ``net`` on the fed batch; return the raw fused Y (not clamped) and the visible YCrCb."""
         vis_ycrcb = rgb_to_ycrcb(self.vis)
-        return net(vis_ycrcb, self.ir), vis_ycrcb
+        return net(prepare_input(vis_ycrcb, execution), prepare_input(self.ir, execution)), vis_ycrcb
 
     @torch.no_grad()
     def test(self):
-        """Fuse the fed batch with the EMA weights when training with EMA, else with ``net_g``."""
-        raw_y, vis_ycrcb = self.fuse(self.ema.net if self.ema is not None else self.net_g)
+        """Fuse the fed batch with the EMA weights when training with EMA, else with ``net_g`` in
+        the ``execution`` mode."""
+        if self.ema is not None:
+            raw_y, vis_ycrcb = self.fuse(self.ema.net)
+        else:
+            raw_y, vis_ycrcb = self.fuse(self.net_test, self.execution)
         self.fused_y = raw_y.clamp(0, 1)
         self.fused = ycrcb_to_rgb(torch.cat([self.fused_y, vis_ycrcb[:, 1:]], dim=1))
 

@@ -9,10 +9,14 @@ import_modules(__name__, __file__, '_dataset')
 DEFAULT_TYPE = {'train': 'FusionTrainDataset'}
 
 
+def default_dataset_type(phase):
+    """The dataset type a set without ``type:`` gets: training sets crop, test and val sets do not."""
+    return DEFAULT_TYPE.get(phase, 'FusionTestDataset')
+
+
 def build_dataset(dataset_opt):
-    """Build the dataset named by ``dataset_opt['type']`` (test/val sets default to FusionTestDataset)."""
-    default = DEFAULT_TYPE.get(dataset_opt.get('phase'), 'FusionTestDataset')
-    return DATASET_REGISTRY.get(dataset_opt.get('type', default))(dataset_opt)
+    """Build the dataset named by ``dataset_opt['type']`` (default: :func:`default_dataset_type`)."""
+    return DATASET_REGISTRY.get(dataset_opt.get('type', default_dataset_type(dataset_opt.get('phase'))))(dataset_opt)
 
 
 def build_test_loader(dataset, dataset_opt, device):

@@ -1,8 +1,8 @@
 """Gradient loss: the fused Y's Sobel gradient against the stronger of the sources' gradients."""
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from basicsr.losses.weighted import WeightedFusionLoss
 from basicsr.utils.registry import LOSS_REGISTRY
 
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -26,7 +26,7 @@ def sobel_magnitude(x):
 
 
 @LOSS_REGISTRY.register()
-class GradientFusionLoss(nn.Module):
+class GradientFusionLoss(WeightedFusionLoss):
     """``loss_weight * mean|grad F - max(grad Yv, grad IR)|``: keep the sharper source's edges.
 
     Args:
@@ -36,10 +36,6 @@ class GradientFusionLoss(nn.Module):
         ``fused``, ``vis_y``, ``ir``: (B, 1, H, W); ``mask`` is not used.
     """
 
-    def __init__(self, loss_weight=1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, fused, vis_y, ir, mask=None):
+    def term(self, fused, vis_y, ir, mask):
         target = torch.max(sobel_magnitude(vis_y), sobel_magnitude(ir))
-        return self.loss_weight * F.l1_loss(sobel_magnitude(fused), target)
+        return F.l1_loss(sobel_magnitude(fused), target)

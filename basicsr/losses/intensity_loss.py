@@ -1,13 +1,13 @@
 """Intensity losses: the fused Y against the brighter source and against the saliency-masked sources."""
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from basicsr.losses.weighted import WeightedFusionLoss
 from basicsr.utils.registry import LOSS_REGISTRY
 
 
 @LOSS_REGISTRY.register()
-class MaxFusionLoss(nn.Module):
+class MaxFusionLoss(WeightedFusionLoss):
     """``loss_weight * mean|F - max(Yv, IR)|``: keep the brighter of the two sources at every pixel.
 
     Args:
@@ -17,16 +17,12 @@ class MaxFusionLoss(nn.Module):
         ``fused``, ``vis_y``, ``ir``: (B, 1, H, W) in [0, 1]; ``mask`` is not used.
     """
 
-    def __init__(self, loss_weight=1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, fused, vis_y, ir, mask=None):
-        return self.loss_weight * F.l1_loss(fused, torch.max(vis_y, ir))
+    def term(self, fused, vis_y, ir, mask):
+        return F.l1_loss(fused, torch.max(vis_y, ir))
 
 
 @LOSS_REGISTRY.register()
-class MaskFusionL1Loss(nn.Module):
+class MaskFusionL1Loss(WeightedFusionLoss):
     """``loss_weight * (mean|M Yv - F| + mean|F - M_ir IR|)`` with ``M_ir = 1`` where ``M != 1``.
 
     ``M`` is the visible-saliency mask: where it is 1 the fused image follows the visible image,
@@ -43,12 +39,8 @@ class MaskFusionL1Loss(nn.Module):
         ValueError: called without a mask (the training set needs ``dataroot_mask``).
     """
 
-    def __init__(self, loss_weight=1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, fused, vis_y, ir, mask=None):
+    def term(self, fused, vis_y, ir, mask):
         if mask is None:
             raise ValueError('MaskFusionL1Loss needs masks: set dataroot_mask in the training set')
         ir_mask = (mask != 1).to(ir.dtype)
-        return self.loss_weight * (F.l1_loss(mask * vis_y, fused) + F.l1_loss(fused, ir_mask * ir))
+        return F.l1_loss(mask * vis_y, fused) + F.l1_loss(fused, ir_mask * ir)

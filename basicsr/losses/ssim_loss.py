@@ -1,8 +1,8 @@
 """Structural similarity loss between the fused Y and each source (optional in the recipe)."""
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from basicsr.losses.weighted import WeightedFusionLoss
 from basicsr.utils.registry import LOSS_REGISTRY
 
 
@@ -31,7 +31,7 @@ def ssim(x, y, window_size=11, sigma=1.5, c1=0.01 ** 2, c2=0.03 ** 2):
 
 
 @LOSS_REGISTRY.register()
-class SSIMFusionLoss(nn.Module):
+class SSIMFusionLoss(WeightedFusionLoss):
     """``loss_weight * ((1 - SSIM(F, Yv)) + (1 - SSIM(F, IR)))``, window 11, sigma 1.5.
 
     Not part of the released model's recipe; available for new trainings.
@@ -43,9 +43,5 @@ class SSIMFusionLoss(nn.Module):
         ``fused``, ``vis_y``, ``ir``: (B, 1, H, W) in [0, 1]; ``mask`` is not used.
     """
 
-    def __init__(self, loss_weight=1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, fused, vis_y, ir, mask=None):
-        return self.loss_weight * ((1 - ssim(fused, vis_y)) + (1 - ssim(fused, ir)))
+    def term(self, fused, vis_y, ir, mask):
+        return (1 - ssim(fused, vis_y)) + (1 - ssim(fused, ir))

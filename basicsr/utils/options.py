@@ -80,14 +80,20 @@ def check_typed_section(section, where, registry):
 
 
 def check_dataset_section(section, where, registry):
+    from basicsr.data import default_dataset_type
     if not isinstance(section, dict):
         raise OptionError(f"'{where}' must be a mapping of dataset options")
-    default = 'FusionTrainDataset' if where.split('.')[-1].startswith('train') else 'FusionTestDataset'
+    default = default_dataset_type(dataset_phase(where.split('.')[-1]))
     try:
         cls = registry.get(section.get('type', default))
     except KeyError as err:
         raise OptionError(f"{where}.type: {err.args[0]}") from None
     check_keys(section, where, DATASET_COMMON_KEYS | cls.option_keys())
+
+
+def dataset_phase(key):
+    """``train``, ``val`` or ``test`` from a ``datasets`` key such as ``val_2``."""
+    return key.split('_')[0]
 
 
 def validate(opt):
@@ -178,7 +184,7 @@ def parse_options(is_train, argv=None):
     if opt.get('manual_seed') is None:
         opt['manual_seed'] = random.randint(1, 10000)
     for key, dataset in opt['datasets'].items():
-        dataset['phase'] = key.split('_')[0]
+        dataset['phase'] = dataset_phase(key)
     fill_paths(opt, args.debug)
     return opt, args
 

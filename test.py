@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from basicsr.data import build_dataset, build_test_loader
-from basicsr.metrics.allocator import keep_freed_memory
+from basicsr.utils.memory import keep_freed_memory
 from basicsr.metrics.report import format_table
 from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
 from basicsr.models import build_model
@@ -19,8 +19,8 @@ def test_pipeline(argv=None):
     init_dist_from_options(opt, args.launcher)
     val_opt = opt.get('val') or {}
     metric_names = metric_names_from_options(val_opt)
-    if metric_names:
-        keep_freed_memory()  # the metrics' image-sized temporaries otherwise page-fault in for every image
+    if opt.get('keep_freed_memory', True):
+        keep_freed_memory()  # the network's and metrics' temporaries otherwise page-fault in for every image
     # Pairing every set first means a missing partner stops the run before any work is done.
     datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
                 for key, opt_set in opt['datasets'].items()}
@@ -34,7 +34,7 @@ def test_pipeline(argv=None):
     set_random_seed(opt['manual_seed'])
 
     model = build_model(opt)
-    logger.info(f'device: {model.device}')
+    logger.info(f'device: {model.device}, execution: {model.execution}')
     scores = {}
     try:
         for set_name, (dataset, set_opt) in datasets.items():

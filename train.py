@@ -24,6 +24,7 @@ from basicsr.utils.dist_util import close_dist, get_dist_info, init_dist_from_op
 from basicsr.utils.errors import OptionError, report_user_errors
 from basicsr.utils.experiment import copy_option_file, make_run_dirs
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
+from basicsr.utils.memory import keep_freed_memory
 from basicsr.utils.options import dict_to_yaml, parse_options
 from basicsr.utils.seed import set_random_seed
 from basicsr.utils.training_state import (find_resume_state, load_training_state, restore_rng_states, rng_states,
@@ -227,6 +228,8 @@ def train_pipeline(argv=None):
 def train(opt, args):
     share_seed(opt)
     configure_backends(opt)
+    if opt.get('keep_freed_memory', True):
+        keep_freed_memory()  # the step's temporaries otherwise page-fault in on every iteration
     train_set_opt, val_set_opts = split_datasets(opt)
     metric_names_from_options(opt.get('val'))  # a bad metric name stops the run before any training
     # Pairing every set first means a missing partner stops the run before any work is done.

@@ -1,19 +1,31 @@
-"""Inference speed, peak memory and accuracy of FISCNet's execution modes, per size and batch.
+"""FISCNet speed, peak memory and accuracy: inference per execution mode, size and batch; training it/s.
 
     python scripts/benchmark.py [--device cpu|cuda] [--modes eager channels_last compile]
-                                [--sizes 640x480 1024x768] [--batch 1] [--repeats 5]
-                                [--threads N] [--weights PATH]
+        [--memory release keep] [--sizes 640x480 1024x768 1280x1024] [--batch 1 8] [--repeats 5]
+        [--threads N] [--weights PATH]
+        [--train] [--amp none bf16 fp16] [--train-batch 4] [--crop 128] [--iters 20]
 
-Each configuration runs in its own process, so the peak memory is that configuration's alone.
-Latency is the median over ``--repeats`` timed calls after one warm-up call (which includes
-compilation); ms/pair divides it by the batch size. Peak memory: on CPU, the rise of the
-process's peak resident set size during the calls; on CUDA, the peak of allocated device memory.
-Every mode is compared with eager float32 of the same run on the same input: the speed-up, the
-max |difference| of the raw fused Y and of the 8-bit output (clamp, x255, round). Prints a
-Markdown table.
+Every configuration runs in its own process, so its peak memory and its host-memory policy are
+its own. ``--memory``: ``release`` is glibc's default (freed memory goes back to the operating
+system), ``keep`` is :func:`basicsr.utils.memory.keep_freed_memory`, what ``test.py``,
+``train.py`` and ``scripts/fuse.py`` apply by default.
+
+Inference: latency is the median over ``--repeats`` timed calls after one warm-up call (which
+includes compilation); ms/pair divides it by the batch. Peak memory: on CPU the rise of the
+process's peak resident set size during the calls, on CUDA the peak of allocated device memory.
+The baseline is eager float32 with released memory of the same run on the same input: each row
+gives its speed-up over it and the max |difference| of the raw fused Y and of the 8-bit output
+(clamp, x255, round).
+
+Training (``--train``): iterations/s of one step of ``options/train/FISCNet.yml``'s recipe
+(forward, the losses, backward, the optimiser, EMA) on batches made once in memory, after
+``--warmup`` steps; the speed-up is over fp32 with released memory.
+
+Prints Markdown tables.
 """
 import argparse
 import json
+import platform
 import resource
 import statistics
 import subprocess
@@ -26,8 +38,26 @@ import numpy as np
 import torch
 
 from basicsr.utils.execution import EXECUTION_MODES, prepare_input, prepare_network
+from basicsr.utils.memory import keep_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / 'options' / 'train' / 'FISCNet.yml'
+MEMORY_POLICIES = ('release', 'keep')
+
+
+def cpu_name():
+    """The CPU model as the OS reports it (Linux), else what Python knows."""
+    cpuinfo = Path('/proc/cpuinfo')
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def device_name(device):
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name()
 
 
 def current_rss_mib():
@@ -42,23 +72,30 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def set_up_process(config):
+    """What every child applies first: threads, exact float32 matmuls, the memory policy."""
+    if config['threads']:
+        torch.set_num_threads(config['threads'])
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if config['memory'] == 'keep':
+        keep_freed_memory()
+
+
 def build_net(weights, device):
     from basicsr.archs.fiscnet_arch import FISCNet
     from basicsr.utils.checkpoint import load_params, read_params
-    torch.manual_seed(0)  # every mode's process builds the same random weights when no file is given
+    torch.manual_seed(0)  # every process builds the same random weights when no file is given
     net = FISCNet()
     if weights and Path(weights).is_file():
         load_params(net, read_params(weights), strict=True)
     return net.to(device).eval()
 
 
-def measure(config):
-    """Run one configuration in this process; return its timings and memory."""
+def measure_inference(config):
+    """Time one inference configuration in this process; save its output to ``config['output']``."""
+    set_up_process(config)
     device = torch.device(config['device'])
-    if config['threads']:
-        torch.set_num_threads(config['threads'])
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     mode = config['mode']
     net = prepare_network(build_net(config['weights'], device), mode)
     width, height = config['size']
@@ -82,22 +119,106 @@ def measure(config):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    if device.type == 'cuda':
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = peak_rss_mib() - rss_before
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else peak_rss_mib() - rss_before
     latency = statistics.median(times)
     np.save(config['output'], outputs[0].float().cpu().numpy())
     return {'latency_ms': latency * 1000, 'ms_per_pair': latency * 1000 / config['batch'],
             'pairs_per_s': config['batch'] / latency, 'peak_mib': peak, 'threads': torch.get_num_threads()}
 
 
-def run_in_child(config):
-    result = subprocess.run([sys.executable, __file__, '--child', json.dumps(config)],
+def measure_training(config):
+    """Iterations/s of the recipe's training step in this process."""
+    from basicsr.models.fusion_model import FusionModel
+    from basicsr.utils.options import load_yaml
+    set_up_process(config)
+    recipe = load_yaml(RECIPE)
+    amp = config['amp']
+    device = torch.device(config['device'])
+    opt = {'num_gpu': 1 if device.type == 'cuda' else 0, 'is_train': True, 'network_g': recipe['network_g'],
+           'train': recipe['train'], 'use_amp': amp != 'none', 'amp_dtype': amp if amp != 'none' else 'bf16'}
+    torch.manual_seed(0)
+    model = FusionModel(opt)
+    batch, crop = config['batch'], config['crop']
+    model.feed_data({'ir': torch.rand(batch, 1, crop, crop), 'vis': torch.rand(batch, 3, crop, crop),
+                     'mask': (torch.rand(batch, 1, crop, crop) > 0.5).float()})
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    for step in range(config['warmup']):
+        model.optimize_parameters(step + 1)
+    sync()
+    start = time.perf_counter()
+    for step in range(config['iters']):
+        model.optimize_parameters(config['warmup'] + step + 1)
+    sync()
+    rate = config['iters'] / (time.perf_counter() - start)
+    return {'it_per_s': rate, 'threads': torch.get_num_threads()}
+
+
+CHILD_TASKS = {'inference': measure_inference, 'training': measure_training}
+
+
+def run_in_child(task, config):
+    result = subprocess.run([sys.executable, __file__, '--child', task, json.dumps(config)],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        return {'error': result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'failed'}
+        lines = result.stderr.strip().splitlines()
+        return {'error': lines[-1] if lines else 'failed'}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def to_8bit(y):
+    return np.round(np.clip(y, 0, 1) * 255).astype(np.int16)
+
+
+def benchmark_inference(args, common):
+    print('| mode | host memory | size | batch | threads | latency (ms) | ms/pair | pairs/s | speed-up '
+          '| peak memory (MiB) | max abs diff Y | max diff 8-bit |')
+    print('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    modes = ['eager'] + [m for m in args.modes if m != 'eager']
+    memories = ['release'] + [m for m in args.memory if m != 'release']
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            width, height = (int(v) for v in size.lower().split('x'))
+            for batch in args.batch:
+                baseline = None
+                for mode in modes:
+                    for memory in memories:
+                        output = Path(tmp) / f'{mode}_{memory}_{size}_{batch}.npy'
+                        r = run_in_child('inference', {**common, 'size': [width, height], 'batch': batch,
+                                                       'mode': mode, 'memory': memory, 'output': str(output)})
+                        label = f'| {mode} | {memory} | {size} | {batch} |'
+                        if 'error' in r:
+                            print(f"{label} | failed: {r['error']} | | | | | | |", flush=True)
+                            continue
+                        y = np.load(output)
+                        if baseline is None:
+                            baseline = (r['latency_ms'], y)
+                        diff_y = float(np.abs(y - baseline[1]).max())
+                        diff_8 = int(np.abs(to_8bit(y) - to_8bit(baseline[1])).max())
+                        print(f"{label} {r['threads']} | {r['latency_ms']:.1f} | {r['ms_per_pair']:.1f} | "
+                              f"{r['pairs_per_s']:.2f} | {baseline[0] / r['latency_ms']:.2f}x | {r['peak_mib']:.0f} | "
+                              f"{diff_y:.1e} | {diff_8} |", flush=True)
+
+
+def benchmark_training(args, common):
+    print(f'\nTraining step of {RECIPE.relative_to(REPO)}, batch {args.train_batch} x {args.crop}x{args.crop}:\n')
+    print('| amp | host memory | threads | it/s | s/it | speed-up |')
+    print('|---|---|---:|---:|---:|---:|')
+    memories = ['release'] + [m for m in args.memory if m != 'release']
+    baseline = None
+    for amp in ['none'] + [a for a in args.amp if a != 'none']:
+        for memory in memories:
+            r = run_in_child('training', {**common, 'amp': amp, 'memory': memory, 'batch': args.train_batch,
+                                          'crop': args.crop, 'iters': args.iters, 'warmup': args.warmup})
+            if 'error' in r:
+                print(f"| {amp} | {memory} | | failed: {r['error']} | | |", flush=True)
+                continue
+            baseline = baseline or r['it_per_s']
+            print(f"| {amp} | {memory} | {r['threads']} | {r['it_per_s']:.3f} | {1 / r['it_per_s']:.3f} | "
+                  f"{r['it_per_s'] / baseline:.2f}x |", flush=True)
 
 
 def main():
@@ -105,51 +226,36 @@ def main():
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--modes', nargs='+', choices=EXECUTION_MODES, default=list(EXECUTION_MODES),
                         help='execution modes; eager, the baseline, always runs first')
-    parser.add_argument('--sizes', nargs='+', default=['640x480'], help='WxH sizes')
-    parser.add_argument('--batch', type=int, nargs='+', default=[1])
+    parser.add_argument('--memory', nargs='+', choices=MEMORY_POLICIES, default=list(MEMORY_POLICIES),
+                        help='host-memory policies; release, the baseline, always runs first')
+    parser.add_argument('--sizes', nargs='+', default=['640x480', '1024x768', '1280x1024'], help='WxH sizes')
+    parser.add_argument('--batch', type=int, nargs='+', default=[1, 8])
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=0, help='CPU threads (0: PyTorch default)')
     parser.add_argument('--weights', default=str(REPO / 'pretrained_models' / 'FISCNet_official.pth'),
                         help='checkpoint (random weights when absent; speed does not depend on them)')
-    parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--no-inference', action='store_true', help='skip the inference table')
+    parser.add_argument('--train', action='store_true', help='also measure training iterations/s')
+    parser.add_argument('--amp', nargs='+', choices=['none', 'bf16', 'fp16'], default=['none'],
+                        help='training precisions; none (float32), the baseline, always runs first')
+    parser.add_argument('--train-batch', type=int, default=4)
+    parser.add_argument('--crop', type=int, default=128)
+    parser.add_argument('--iters', type=int, default=20, help='timed training iterations')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed training iterations first')
+    parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(json.loads(args.child))))
+        task, config = args.child
+        print(json.dumps(CHILD_TASKS[task](json.loads(config))))
         return
 
-    print(f'PyTorch {torch.__version__}, device {args.device}'
-          + (f' ({torch.cuda.get_device_name(0)})' if args.device == 'cuda' else ''))
-    print('| mode | size | batch | threads | latency (ms) | ms/pair | pairs/s | speed-up | peak memory (MiB) '
-          '| max abs diff Y | max diff 8-bit |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-    modes = ['eager'] + [m for m in args.modes if m != 'eager']
-    with tempfile.TemporaryDirectory() as tmp:
-        for size in args.sizes:
-            width, height = (int(v) for v in size.lower().split('x'))
-            for batch in args.batch:
-                baseline = None
-                for mode in modes:
-                    output = Path(tmp) / f'{mode}_{size}_{batch}.npy'
-                    config = {'device': args.device, 'size': [width, height], 'batch': batch, 'mode': mode,
-                              'repeats': args.repeats, 'threads': args.threads, 'weights': args.weights,
-                              'output': str(output)}
-                    r = run_in_child(config)
-                    if 'error' in r:
-                        print(f"| {mode} | {size} | {batch} | | failed: {r['error']} | | | | | | |", flush=True)
-                        continue
-                    y = np.load(output)
-                    if mode == 'eager':
-                        baseline = (r['latency_ms'], y)
-                    speedup = baseline[0] / r['latency_ms'] if baseline else float('nan')
-                    diff_y = float(np.abs(y - baseline[1]).max()) if baseline else float('nan')
-                    diff_8 = int(np.abs(to_8bit(y) - to_8bit(baseline[1])).max()) if baseline else -1
-                    print(f"| {mode} | {size} | {batch} | {r['threads']} | {r['latency_ms']:.1f} | "
-                          f"{r['ms_per_pair']:.1f} | {r['pairs_per_s']:.2f} | {speedup:.2f}x | {r['peak_mib']:.0f} | "
-                          f"{diff_y:.1e} | {diff_8} |", flush=True)
-
-
-def to_8bit(y):
-    return np.round(np.clip(y, 0, 1) * 255).astype(np.int16)
+    print(f'PyTorch {torch.__version__}, Python {platform.python_version()}, device {args.device} '
+          f'({device_name(args.device)})\n')
+    common = {'device': args.device, 'threads': args.threads, 'weights': args.weights, 'repeats': args.repeats}
+    if not args.no_inference:
+        benchmark_inference(args, common)
+    if args.train:
+        benchmark_training(args, common)
 
 
 if __name__ == '__main__':

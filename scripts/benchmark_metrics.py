@@ -22,7 +22,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from basicsr.metrics.allocator import keep_freed_memory  # noqa: E402
+from basicsr.utils.memory import keep_freed_memory  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, DEFAULT_METRICS, METRIC_NAMES, METRICS, available_metrics,  # noqa: E402
                              calculate_metrics)
 

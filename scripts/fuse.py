@@ -2,6 +2,7 @@
 
     python scripts/fuse.py --ir IR_FILE_OR_DIR --vis VIS_FILE_OR_DIR --out DIR
         [--weights pretrained_models/FISCNet_official.pth] [--device auto|cpu|cuda]
+        [--execution auto|eager|channels_last|compile]
 
 Folders are paired by file stem; two files are fused as one pair named after the infrared file.
 Fused images are written as DIR/<stem>.png.
@@ -15,6 +16,7 @@ from basicsr.models.fusion_model import FusionModel
 from basicsr.utils.errors import InputError, report_user_errors
 from basicsr.utils.execution import EXECUTION_MODES
 from basicsr.utils.logger import get_root_logger
+from basicsr.utils.memory import keep_freed_memory
 
 DEVICE_TO_NUM_GPU = {'auto': 'auto', 'cpu': 0, 'cuda': 1}
 NETWORK = {'type': 'FISCNet', 'vis_channels': 1, 'inf_channels': 1, 'n_feat': 16}
@@ -41,19 +43,22 @@ def main(argv=None):
     parser.add_argument('--weights', default='pretrained_models/FISCNet_official.pth', help='checkpoint file')
     parser.add_argument('--param_key', default='params_ema', help='state dict key in the checkpoint')
     parser.add_argument('--device', choices=sorted(DEVICE_TO_NUM_GPU), default='auto')
-    parser.add_argument('--execution', choices=EXECUTION_MODES, default='eager',
-                        help='how the network runs; compile pays off on many images of one size')
+    parser.add_argument('--execution', choices=('auto', *EXECUTION_MODES), default='auto',
+                        help='how the network runs (auto: the fastest correct mode for the device); '
+                             'compile pays off on many images of one size')
     parser.add_argument('--resize_vi_to_ir', action='store_true',
                         help='resize visible images to their infrared partner instead of failing')
     args = parser.parse_args(argv)
 
     dataset = build_dataset(args.ir, args.vis, args.resize_vi_to_ir)
+    keep_freed_memory()
     logger = get_root_logger()
     model = FusionModel({'num_gpu': DEVICE_TO_NUM_GPU[args.device], 'network_g': NETWORK, 'execution': args.execution,
                          'path': {'pretrain_network_g': args.weights, 'param_key_g': args.param_key}})
     loader = build_test_loader(dataset, {}, model.device)
     rate = model.fuse_set(loader, 'fuse', save_dir=args.out)
-    logger.info(f'{len(dataset)} image(s) fused on {model.device} at {rate:.2f} images/s -> {args.out}')
+    logger.info(f'{len(dataset)} image(s) fused on {model.device} ({model.execution}) at {rate:.2f} images/s '
+                f'-> {args.out}')
 
 
 if __name__ == '__main__':

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -5,8 +7,13 @@ import torch
 from basicsr.archs.fiscnet_arch import CDC, FISCNet, frequency_integration
 from basicsr.utils.checkpoint import CheckpointMismatchError, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb
+from basicsr.utils.execution import prepare_input, prepare_network
 from basicsr.utils.img_util import read_image
 from conftest import WEIGHTS, require_shared
+
+
+def as_8bit(y):
+    return np.round(np.clip(y, 0, 1) * 255)
 
 
 def image_tensor(path):
@@ -147,20 +154,38 @@ def test_read_params_falls_back_to_params_and_reports_bad_files(tmp_path, random
         read_params(tmp_path / 'missing.pth')
 
 
-def test_channels_last_execution_reproduces_the_released_output():
+@pytest.mark.parametrize('mode, set_name, stem', [
+    ('channels_last', 'TNO21', '01'), ('channels_last', 'TNO21', '17'), ('channels_last', 'MSRS', '00004N'),
+    ('compile', 'TNO21', '01'),  # compiling costs 1-2 minutes per size, so one pair
+])
+def test_execution_modes_stay_within_the_accuracy_budget(released_net, mode, set_name, stem):
+    """Raw Y within 1e-4 of the released output, and so within 1 grey level once 8-bit."""
+    reference = np.load(require_shared('reference', set_name, f'{stem}_y.npy'))
+    net = prepare_network(copy.deepcopy(released_net), mode)
+    vis = prepare_input(rgb_to_ycrcb(image_tensor(require_shared('data', set_name, 'vi', f'{stem}.png'))), mode)
+    ir = prepare_input(image_tensor(require_shared('data', set_name, 'ir', f'{stem}.png'))[:, :1], mode)
+    with torch.inference_mode():
+        fused_y = net(vis, ir)[0, 0].numpy()
+    assert np.abs(fused_y - reference).max() <= 1e-4
+    assert np.abs(as_8bit(fused_y) - as_8bit(reference)).max() <= 1
+
+
+def test_auto_execution_is_channels_last_on_the_cpu_and_eager_for_training():
     from basicsr.models.fusion_model import FusionModel
-    reference = np.load(require_shared('reference', 'TNO21', '01_y.npy'))
-    model = FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'channels_last',
-                         'path': {'pretrain_network_g': str(require_shared('weights', 'FISCNet_official.pth'))}})
-    model.feed_data({'ir': image_tensor(require_shared('data', 'TNO21', 'ir', '01.png'))[:, :1],
-                     'vis': image_tensor(require_shared('data', 'TNO21', 'vi', '01.png'))})
-    model.test()
-    clamped = np.clip(reference, 0, 1)
-    assert np.abs(model.fused_y[0, 0].numpy() - clamped).max() <= 1e-4
+    from basicsr.utils.errors import OptionError
+    assert FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}}).execution == 'channels_last'
+    training = {'num_gpu': 0, 'is_train': True, 'network_g': {'type': 'FISCNet'},
+                'train': {'max_loss': {'type': 'MaxFusionLoss'}}}
+    model = FusionModel(training)
+    assert model.execution == 'eager'
+    assert model.net_g.correction1.fused.process.weight.is_contiguous()  # not converted to NHWC
+    with pytest.raises(OptionError, match='execution: compile is for testing; training runs eager'):
+        FusionModel({**training, 'execution': 'compile'})
 
 
 def test_unknown_execution_mode_is_an_option_error():
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.errors import OptionError
-    with pytest.raises(OptionError, match="execution: 'fast' is not a mode; use one of: eager, channels_last, compile"):
+    with pytest.raises(OptionError, match="execution: 'fast' is not a mode; use one of: auto, eager, "
+                                          "channels_last, compile"):
         FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'fast'})

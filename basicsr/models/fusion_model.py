@@ -20,9 +20,10 @@ from basicsr.utils.checkpoint import atomic_save, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb, ycrcb_to_rgb
 from basicsr.utils.device import select_device
 from basicsr.utils.errors import OptionError
-from basicsr.utils.execution import check_mode, prepare_input, prepare_network
+from basicsr.utils.execution import check_mode, prepare_input, prepare_network, resolve_mode
 from basicsr.utils.img_util import to_uint8, write_image
 from basicsr.utils.logger import get_root_logger
+from basicsr.utils.memory import check_cpu_inference_fits, is_out_of_memory, out_of_memory_error
 from basicsr.utils.registry import MODEL_REGISTRY
 
 OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
@@ -65,11 +66,13 @@ class FusionModel:
             self.load_network(path_opt['pretrain_network_g'], path_opt.get('param_key_g', 'params_ema'),
                               path_opt.get('strict_load_g', True))
         self.net_g.eval()
-        self.execution = check_mode(opt.get('execution', 'eager'))
+        execution = check_mode(opt.get('execution', 'auto'))
         if opt.get('is_train'):
-            if self.execution != 'eager':
-                raise OptionError(f"execution: {self.execution} is for testing; training runs eager (remove the key)")
+            if execution not in ('auto', 'eager'):
+                raise OptionError(f"execution: {execution} is for testing; training runs eager (remove the key)")
+            execution = 'eager'  # validation then runs the weights exactly as training does
             self.init_training_settings()
+        self.execution = resolve_mode(execution, self.device)
         self.net_test = prepare_network(self.net_g, self.execution)
 
     def load_network(self, path, param_key='params_ema', strict=True):
@@ -98,6 +101,21 @@ class FusionModel:
         self.fused_y = raw_y.clamp(0, 1)
         self.fused = ycrcb_to_rgb(torch.cat([self.fused_y, vis_ycrcb[:, 1:]], dim=1))
 
+    def test_within_memory(self, name):
+        """:meth:`test`, or an InputError naming ``name`` and what to do when the batch does not fit
+        in memory (checked before starting on the CPU, where the kernel would kill the process)."""
+        batch, _, height, width = self.vis.shape
+        if self.device.type == 'cpu':
+            check_cpu_inference_fits(name, batch, height, width)
+        try:
+            self.test()
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err):
+                raise
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+            raise out_of_memory_error(name, batch, height, width, self.device) from None
+
     def fused_images_uint8(self):
         """The fused batch as a list of (H, W, 3) uint8 RGB arrays."""
         return [to_uint8(img.permute(1, 2, 0).float().cpu().numpy()) for img in self.fused]
@@ -114,7 +132,7 @@ class FusionModel:
         count, start = 0, time.perf_counter()
         for data in tqdm(loader, desc=set_name, unit='img', leave=False):
             self.feed_data(data)
-            self.test()
+            self.test_within_memory(', '.join(data['stem']))
             for i, fused in enumerate(self.fused_images_uint8()):
                 stem = data['stem'][i]
                 if save_dir is not None:

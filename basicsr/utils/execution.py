@@ -3,25 +3,36 @@
 - ``eager``: plain PyTorch, the reference every other mode is checked against.
 - ``channels_last``: NHWC tensors, which oneDNN/cuDNN convolutions prefer.
 - ``compile``: ``torch.compile`` (Inductor), fusing element-wise work; it compiles once per
-  input size, which costs about a minute and a half on a 2-core CPU, so it pays off on many
-  images of one size.
+  input size, which costs one to two minutes on a 2-core CPU, so it pays off on many images of
+  one size.
+- ``auto``: the fastest mode measured within the accuracy budget (``docs/benchmarks.md``) that
+  costs nothing up front on the device: ``channels_last`` on the CPU, ``eager`` elsewhere (no
+  GPU measurement yet).
 """
 import torch
 
 from basicsr.utils.errors import OptionError
 
 EXECUTION_MODES = ('eager', 'channels_last', 'compile')
+AUTO_MODE = {'cpu': 'channels_last'}
 
 
 def check_mode(mode):
-    if mode not in EXECUTION_MODES:
-        raise OptionError(f"execution: '{mode}' is not a mode; use one of: {', '.join(EXECUTION_MODES)}")
+    if mode != 'auto' and mode not in EXECUTION_MODES:
+        raise OptionError(f"execution: '{mode}' is not a mode; use one of: auto, {', '.join(EXECUTION_MODES)}")
     return mode
 
 
+def resolve_mode(mode, device):
+    """``mode`` itself, or for ``auto`` the mode chosen for ``device`` (a torch.device)."""
+    return AUTO_MODE.get(device.type, 'eager') if check_mode(mode) == 'auto' else mode
+
+
 def prepare_network(net, mode='eager'):
-    """Return a callable running ``net`` in ``mode`` (``net`` itself is converted in place for channels_last)."""
-    check_mode(mode)
+    """Return a callable running ``net`` in ``mode``, one of EXECUTION_MODES (resolve ``auto``
+    first); ``net`` itself is converted in place for channels_last."""
+    if mode not in EXECUTION_MODES:
+        raise ValueError(f'execution mode {mode!r} is not one of {EXECUTION_MODES}')
     if mode == 'channels_last':
         return net.to(memory_format=torch.channels_last)
     if mode == 'compile':

@@ -30,7 +30,7 @@ def parse_yaml(text):
 TOP_LEVEL_KEYS = {
     'name', 'model_type', 'num_gpu', 'manual_seed', 'deterministic', 'use_tf32', 'datasets', 'network_g',
     'path', 'train', 'val', 'logger', 'dist_params', 'find_unused_parameters', 'use_amp', 'amp_dtype',
-    'suffix', 'execution',
+    'suffix', 'execution', 'keep_freed_memory',
 }
 SECTION_KEYS = {
     'path': {'pretrain_network_g', 'param_key_g', 'strict_load_g', 'resume_state', 'results_root',

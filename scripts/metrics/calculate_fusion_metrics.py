@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from basicsr.data.pairing import pair_by_stem
 from basicsr.metrics import CONVENTIONS, DEFAULT_METRICS, calculate_metrics, check_metric_names, read_gray_uint8
-from basicsr.metrics.allocator import keep_freed_memory
+from basicsr.utils.memory import keep_freed_memory
 from basicsr.metrics.report import format_table, write_metrics_csv
 from basicsr.utils.errors import InputError, OptionError
 

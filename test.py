@@ -2,7 +2,6 @@
 from pathlib import Path
 
 from basicsr.data import build_dataset, build_test_loader
-from basicsr.utils.memory import keep_freed_memory
 from basicsr.metrics.report import format_table
 from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
 from basicsr.models import build_model
@@ -10,6 +9,7 @@ from basicsr.utils.dist_util import barrier, close_dist, gather_to_all, init_dis
 from basicsr.utils.errors import report_user_errors
 from basicsr.utils.experiment import copy_option_file, make_run_dirs
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
+from basicsr.utils.memory import keep_freed_memory
 from basicsr.utils.options import dict_to_yaml, parse_options
 from basicsr.utils.seed import set_random_seed
 

@@ -45,7 +45,7 @@ def main(argv=None):
     parser.add_argument('--device', choices=sorted(DEVICE_TO_NUM_GPU), default='auto')
     parser.add_argument('--execution', choices=('auto', *EXECUTION_MODES), default='auto',
                         help='how the network runs (auto: the fastest correct mode for the device); '
-                             'compile pays off on many images of one size')
+                             'compile compiles for minutes first, so it pays off on long runs')
     parser.add_argument('--resize_vi_to_ir', action='store_true',
                         help='resize visible images to their infrared partner instead of failing')
     args = parser.parse_args(argv)

@@ -156,7 +156,7 @@ def test_read_params_falls_back_to_params_and_reports_bad_files(tmp_path, random
 
 @pytest.mark.parametrize('mode, set_name, stem', [
     ('channels_last', 'TNO21', '01'), ('channels_last', 'TNO21', '17'), ('channels_last', 'MSRS', '00004N'),
-    ('compile', 'TNO21', '01'),  # compiling costs 1-2 minutes per size, so one pair
+    ('compile', 'TNO21', '01'),  # compiling costs minutes, so one pair
 ])
 def test_execution_modes_stay_within_the_accuracy_budget(released_net, mode, set_name, stem):
     """Raw Y within 1e-4 of the released output, and so within 1 grey level once 8-bit."""

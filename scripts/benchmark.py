@@ -169,6 +169,11 @@ def run_in_child(task, config):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def baseline_first(baseline, chosen):
+    """``chosen`` with ``baseline`` in front: every table compares with the baseline's row."""
+    return [baseline] + [c for c in chosen if c != baseline]
+
+
 def to_8bit(y):
     return np.round(np.clip(y, 0, 1) * 255).astype(np.int16)
 
@@ -177,8 +182,8 @@ def benchmark_inference(args, common):
     print('| mode | host memory | size | batch | threads | latency (ms) | ms/pair | pairs/s | speed-up '
           '| peak memory (MiB) | max abs diff Y | max diff 8-bit |')
     print('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-    modes = ['eager'] + [m for m in args.modes if m != 'eager']
-    memories = ['release'] + [m for m in args.memory if m != 'release']
+    modes = baseline_first('eager', args.modes)
+    memories = baseline_first('release', args.memory)
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split('x'))
@@ -207,9 +212,9 @@ def benchmark_training(args, common):
     print(f'\nTraining step of {RECIPE.relative_to(REPO)}, batch {args.train_batch} x {args.crop}x{args.crop}:\n')
     print('| amp | host memory | threads | it/s | s/it | speed-up |')
     print('|---|---|---:|---:|---:|---:|')
-    memories = ['release'] + [m for m in args.memory if m != 'release']
+    memories = baseline_first('release', args.memory)
     baseline = None
-    for amp in ['none'] + [a for a in args.amp if a != 'none']:
+    for amp in baseline_first('none', args.amp):
         for memory in memories:
             r = run_in_child('training', {**common, 'amp': amp, 'memory': memory, 'batch': args.train_batch,
                                           'crop': args.crop, 'iters': args.iters, 'warmup': args.warmup})

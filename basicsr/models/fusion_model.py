@@ -109,7 +109,7 @@ class FusionModel:
             check_cpu_inference_fits(name, batch, height, width)
         try:
             self.test()
-        except (torch.OutOfMemoryError, RuntimeError) as err:
+        except RuntimeError as err:  # torch.OutOfMemoryError included
             if not is_out_of_memory(err):
                 raise
             if self.device.type == 'cuda':

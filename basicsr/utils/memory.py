@@ -22,15 +22,15 @@ _KEEP_ALL = 2**31 - 1  # mallopt takes an int: keep up to 2 GiB of free memory a
 # Peak host memory of one FISCNet (n_feat 16) float32 inference, per input pixel and batch item:
 # 2.3-2.6 KB measured from 320x240 to 2048x1536 (scripts/benchmark.py), rounded up.
 CPU_INFERENCE_BYTES_PER_PIXEL = 2700
+_ON_A_GPU = 'fuse it on a GPU (num_gpu: 1 / --device cuda), free memory'
 
 
-def _mallopt():
+def _libc_function(name):
+    """The C library's function ``name``, or None where it has none (not glibc, or too old)."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt
 
 
 def keep_freed_memory() -> bool:
@@ -46,9 +46,10 @@ def keep_freed_memory() -> bool:
         >>> keep_freed_memory() in (True, False)
         True
     """
-    mallopt = _mallopt()
+    mallopt = _libc_function('mallopt')
     if mallopt is None:
         return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and mallopt(_M_MMAP_MAX, 0)
                 and mallopt(_M_TRIM_THRESHOLD, _KEEP_ALL))
 
@@ -61,9 +62,8 @@ class _MallInfo2(ctypes.Structure):
 
 def _free_heap_bytes():
     """Freed memory the process keeps in its main heap (glibc >= 2.33), else 0."""
-    try:
-        mallinfo2 = ctypes.CDLL(None).mallinfo2
-    except (OSError, AttributeError):
+    mallinfo2 = _libc_function('mallinfo2')
+    if mallinfo2 is None:
         return 0
     mallinfo2.restype = _MallInfo2
     info = mallinfo2()
@@ -102,12 +102,12 @@ def check_cpu_inference_fits(name, batch, height, width, bytes_per_pixel=CPU_INF
         return
     scale = math.sqrt(available / need)
     raise InputError(f'{name}: fusing {width}x{height} (batch {batch}) on the CPU needs about {human_bytes(need)} '
-                     f'of memory but {human_bytes(available)} is free; fuse it on a GPU (num_gpu: 1 / --device cuda), '
-                     f'free memory, or downscale it to about {int(width * scale)}x{int(height * scale)}')
+                     f'of memory but {human_bytes(available)} is free; {_ON_A_GPU}, or downscale it to about '
+                     f'{int(width * scale)}x{int(height * scale)}')
 
 
 def is_out_of_memory(err):
-    """True for CUDA's out-of-memory error and for the CPU allocator's failure (a RuntimeError)."""
+    """True for CUDA's out-of-memory error and for the CPU allocator's failure (both RuntimeErrors)."""
     return isinstance(err, torch.OutOfMemoryError) or (
         isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
 
@@ -121,5 +121,4 @@ def out_of_memory_error(name, batch, height, width, device):
         cpu_need = human_bytes(CPU_INFERENCE_BYTES_PER_PIXEL * batch * height * width)
         return InputError(f'{what} GPU memory on {device} ({total}); {smaller_batch}fuse it on the CPU '
                           f'(num_gpu: 0 / --device cpu; about {cpu_need} of RAM), or downscale it')
-    return InputError(f'{what} memory on {device}; {smaller_batch}fuse it on a GPU (num_gpu: 1 / --device cuda), '
-                      'free memory, or downscale it')
+    return InputError(f'{what} memory on {device}; {smaller_batch}{_ON_A_GPU}, or downscale it')

@@ -15,5 +15,6 @@ setup(
     packages=find_packages(include=['basicsr', 'basicsr.*']),
     python_requires='>=3.9',
     install_requires=requirements,
-    extras_require={'test': ['pytest>=7']},
+    # The tests draw the training figures too, so they need the plotting extra's matplotlib.
+    extras_require={'test': ['pytest>=7', 'matplotlib>=3.5'], 'plot': ['matplotlib>=3.5']},
 )

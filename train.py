@@ -21,8 +21,8 @@ from basicsr.metrics.set_scorer import metric_names_from_options
 from basicsr.models import build_model
 from basicsr.models.fusion_model import LossNotFiniteError
 from basicsr.utils.dist_util import close_dist, get_dist_info, init_dist_from_options
-from basicsr.utils.errors import OptionError, report_user_errors
-from basicsr.utils.experiment import copy_option_file, make_run_dirs
+from basicsr.utils.errors import InputError, Interrupted, OptionError, WriteError, report_user_errors
+from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
 from basicsr.utils.memory import keep_freed_memory
 from basicsr.utils.options import dict_to_yaml, parse_options
@@ -167,9 +167,22 @@ class Trainer:
                         '(resume with --auto_resume, perhaps with a lower learning rate or train.grad_clip)',)
             self.logger.error(str(err))
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(f'interrupted (Ctrl-C) at iteration {current_iter}; {self.resume_hint()}') from None
+        except WriteError as err:
+            raise WriteError(f'{err}; training stopped at iteration {current_iter}; {self.resume_hint()}') from None
         finally:
             progress.close()
         return current_iter
+
+    def resume_hint(self):
+        """Where the newest complete training state is and how to continue from it (states are written
+        atomically, so every ``<iter>.state`` on disk is complete)."""
+        states = [p for p in Path(self.opt['path']['training_states']).glob('*.state') if p.stem.isdigit()]
+        if not states:
+            return 'no training state was saved yet; the same command starts again from iteration 0'
+        newest = max(states, key=lambda p: int(p.stem))
+        return f'the last complete training state is {newest}; run the same command with --auto_resume to continue'
 
     def log(self, current_iter, epoch, losses, rate):
         lr = self.model.current_learning_rate()
@@ -215,6 +228,23 @@ class Trainer:
             dist.barrier()
 
 
+def resume_from(model, state, state_file):
+    """Load ``state`` into the model, optimizer, schedule and random generators.
+
+    Raises:
+        InputError: the state does not fit this run (other network, optimizer or schedule).
+    """
+    try:
+        model.resume_training(state)
+        restore_rng_states(state['rng'])
+    except InputError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+        detail = str(err).splitlines()[0][:120] if str(err) else 'no detail'
+        raise InputError(f'{state_file}: does not fit this run ({type(err).__name__}: {detail}); '
+                         'resume with the options it was saved with, or start a new run name') from None
+
+
 def train_pipeline(argv=None):
     opt, args = parse_options(is_train=True, argv=argv)
     init_dist_from_options(opt, args.launcher)
@@ -222,6 +252,7 @@ def train_pipeline(argv=None):
         return train(opt, args)
     finally:
         close_file_handlers()
+        release_run_locks()
         close_dist()
 
 
@@ -235,14 +266,14 @@ def train(opt, args):
     # Pairing every set first means a missing partner stops the run before any work is done.
     train_set = build_train_set(train_set_opt, opt)
     val_sets = {name: build_dataset(set_opt) for name, set_opt in val_set_opts.items()}
-    make_run_dirs(opt, resuming=will_resume(opt))
+    make_run_dirs(opt, resuming=will_resume(opt), option_file=args.opt)
     if opt['dist']:
         dist.barrier()
     logger = get_root_logger(Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log")
     state, state_file = find_state(opt)  # after the log file exists, so skipped states are logged in it
     logger.info(get_env_info())
     logger.info('options:\n' + dict_to_yaml(opt))
-    copy_option_file(args.opt, opt)
+    copy_option_file(args.opt, opt, args.opt_text)
     if (opt.get('logger') or {}).get('wandb'):
         logger.warning('logger.wandb is not supported; use the TensorBoard logs in tb_logger/')
 
@@ -257,9 +288,8 @@ def train(opt, args):
 
     start_iter, epoch, position = 0, 0, 0
     if state is not None:
-        model.resume_training(state)
+        resume_from(model, state, state_file)
         start_iter, epoch, position = state['iter'], state['epoch'], state['position']
-        restore_rng_states(state['rng'])
         logger.info(f'resumed from {state_file}: iteration {start_iter}, epoch {epoch}')
     elif opt['auto_resume']:
         logger.info('--auto_resume: no training state found, starting from iteration 0')

@@ -3,7 +3,7 @@
     python scripts/benchmark.py [--device cpu|cuda] [--modes eager channels_last compile]
         [--memory release keep] [--sizes 640x480 1024x768 1280x1024] [--batch 1 8] [--repeats 5]
         [--threads N] [--weights PATH]
-        [--train] [--amp none bf16 fp16] [--train-batch 4] [--crop 128] [--iters 20]
+        [--train] [--amp none bf16 fp16] [--train-batch 4] [--crop 128] [--iters 20] [--train-parts] [--conv-rates]
 
 Every configuration runs in its own process, so its peak memory and its host-memory policy are
 its own. ``--memory``: ``release`` is glibc's default (freed memory goes back to the operating
@@ -20,6 +20,10 @@ gives its speed-up over it and the max |difference| of the raw fused Y and of th
 Training (``--train``): iterations/s of one step of ``options/train/FISCNet.yml``'s recipe
 (forward, the losses, backward, the optimiser, EMA) on batches made once in memory, after
 ``--warmup`` steps; the speed-up is over fp32 with released memory.
+
+``--train-parts``: CPU seconds of each part of the step (forward, losses, backward, optimizer,
+EMA) with the host-memory policy given last, and the step's FLOPs as PyTorch counts them.
+``--conv-rates``: the GFLOP/s the network's 3x3 convolution shapes reach alone (CPU time).
 
 Prints Markdown tables.
 """
@@ -157,7 +161,78 @@ def measure_training(config):
     return {'it_per_s': rate, 'threads': torch.get_num_threads()}
 
 
-CHILD_TASKS = {'inference': measure_inference, 'training': measure_training}
+def measure_training_parts(config):
+    """CPU seconds of each part of the recipe's training step (median over ``iters`` steps after
+    ``warmup``), and the step's floating-point operations as counted by PyTorch."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from basicsr.models.fusion_model import FusionModel
+    from basicsr.utils.options import load_yaml
+    set_up_process(config)
+    recipe = load_yaml(RECIPE)
+    opt = {'num_gpu': 0, 'is_train': True, 'network_g': recipe['network_g'], 'train': recipe['train']}
+    torch.manual_seed(0)
+    model = FusionModel(opt)
+    batch, crop = config['batch'], config['crop']
+    model.feed_data({'ir': torch.rand(batch, 1, crop, crop), 'vis': torch.rand(batch, 3, crop, crop),
+                     'mask': (torch.rand(batch, 1, crop, crop) > 0.5).float()})
+    times = {}
+
+    def timed(part, function):
+        start = time.process_time()
+        result = function()
+        times.setdefault(part, []).append(time.process_time() - start)
+        return result
+
+    def step():
+        model.optimizer.zero_grad(set_to_none=True)
+        raw_y, vis_ycrcb = timed('network forward', lambda: model.fuse(model.net_g_train))
+        terms = timed('the losses', lambda: [loss(raw_y.clamp(0, 1), vis_ycrcb[:, :1], model.ir, model.mask)
+                                             for loss in model.losses.values()])
+        timed('network backward (losses included)', lambda: sum(terms).backward())
+        timed('optimizer and schedule', lambda: (model.optimizer.step(), model.scheduler.step()))
+        timed('EMA update', lambda: model.ema.update(model.net_g) if model.ema is not None else None)
+
+    for _ in range(config['warmup']):
+        step()
+    times.clear()
+    for _ in range(config['iters']):
+        step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = {str(op).split('.')[-1]: count for op, count in counter.get_flop_counts()['Global'].items()}
+    return {'parts': {part: statistics.median(values) for part, values in times.items()}, 'flops': flops,
+            'threads': torch.get_num_threads()}
+
+
+CONV_SHAPES = ((16, 16, 128), (32, 16, 128), (48, 16, 128), (16, 16, 64), (16, 16, 32))  # FISCNet's 3x3 convolutions
+
+
+def measure_conv_rates(config):
+    """GFLOP/s (CPU time) of forward and backward 3x3 convolutions of FISCNet's shapes, NCHW and channels_last."""
+    import torch.nn.functional as F
+    set_up_process(config)
+    rows = []
+    for cin, cout, size in CONV_SHAPES:
+        flop = 2 * config['batch'] * size * size * cin * cout * 9
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.rand(config['batch'], cin, size, size).contiguous(memory_format=layout).requires_grad_()
+            w = torch.rand(cout, cin, 3, 3).contiguous(memory_format=layout).requires_grad_()
+            y = F.conv2d(x, w, padding=1)
+            grad = torch.ones_like(y)
+            rates = []
+            for function, work in ((lambda: F.conv2d(x, w, padding=1), flop),
+                                   (lambda: torch.autograd.grad(y, [x, w], grad, retain_graph=True), 2 * flop)):
+                function()
+                start = time.process_time()
+                for _ in range(config['repeats']):
+                    function()
+                rates.append(work * config['repeats'] / (time.process_time() - start) / 1e9)
+            rows.append([cin, cout, size, 'channels_last' if layout is torch.channels_last else 'NCHW', *rates])
+    return {'rows': rows, 'threads': torch.get_num_threads()}
+
+
+CHILD_TASKS = {'inference': measure_inference, 'training': measure_training, 'training_parts': measure_training_parts,
+               'conv_rates': measure_conv_rates}
 
 
 def run_in_child(task, config):
@@ -226,6 +301,36 @@ def benchmark_training(args, common):
                   f"{r['it_per_s'] / baseline:.2f}x |", flush=True)
 
 
+def benchmark_training_parts(args, common):
+    r = run_in_child('training_parts', {**common, 'memory': args.memory[-1], 'batch': args.train_batch,
+                                        'crop': args.crop, 'iters': args.iters, 'warmup': args.warmup})
+    if 'error' in r:
+        print(f"\nTraining step parts: failed: {r['error']}")
+        return
+    total = sum(r['parts'].values())
+    print(f"\nParts of one training step, batch {args.train_batch} x {args.crop}x{args.crop}, "
+          f"{r['threads']} thread(s), host memory {args.memory[-1]}; CPU seconds, median of {args.iters} steps:\n")
+    print('| part | CPU s | share |')
+    print('|---|---:|---:|')
+    for part, seconds in r['parts'].items():
+        print(f'| {part} | {seconds:.3f} | {100 * seconds / total:.1f} % |')
+    flops = ', '.join(f'{name} {count / 1e9:.1f}' for name, count in r['flops'].items())
+    print(f"\nGFLOP per step: {sum(r['flops'].values()) / 1e9:.1f} ({flops})")
+
+
+def benchmark_conv_rates(args, common):
+    r = run_in_child('conv_rates', {**common, 'memory': args.memory[-1], 'batch': args.train_batch})
+    if 'error' in r:
+        print(f"\nConvolution rates: failed: {r['error']}")
+        return
+    print(f"\n3x3 convolutions at batch {args.train_batch}, {r['threads']} thread(s); GFLOP/s of CPU time, "
+          f"{args.repeats} calls each:\n")
+    print('| in | out | size | layout | forward GFLOP/s | backward GFLOP/s |')
+    print('|---:|---:|---:|---|---:|---:|')
+    for cin, cout, size, layout, forward, backward in r['rows']:
+        print(f'| {cin} | {cout} | {size}x{size} | {layout} | {forward:.0f} | {backward:.0f} |')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -247,6 +352,10 @@ def main():
     parser.add_argument('--crop', type=int, default=128)
     parser.add_argument('--iters', type=int, default=20, help='timed training iterations')
     parser.add_argument('--warmup', type=int, default=3, help='untimed training iterations first')
+    parser.add_argument('--train-parts', action='store_true',
+                        help='also split one training step into its parts (CPU seconds) and count its FLOPs')
+    parser.add_argument('--conv-rates', action='store_true',
+                        help="also time FISCNet's 3x3 convolution shapes alone (GFLOP/s, NCHW and channels_last)")
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -261,6 +370,10 @@ def main():
         benchmark_inference(args, common)
     if args.train:
         benchmark_training(args, common)
+    if args.train_parts:
+        benchmark_training_parts(args, common)
+    if args.conv_rates:
+        benchmark_conv_rates(args, common)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ import cv2
 from tqdm import tqdm
 
 from basicsr.utils.download_util import copy_verified, download, file_sha256, pixels_sha256, verify
-from basicsr.utils.errors import InputError, report_user_errors
+from basicsr.utils.errors import ArgumentParser, InputError, report_user_errors
 from basicsr.utils.img_util import write_image
 
 MANIFEST = Path(__file__).resolve().parent / 'manifests' / 'datasets.csv'
@@ -29,11 +29,15 @@ def load_manifest():
 
 
 def is_present(path, row):
+    """A verified copy is at ``path`` (a damaged or unreadable one is fetched again)."""
     if not path.is_file():
         return False
-    if row['pixels_sha256']:
-        return pixels_sha256(path) == row['pixels_sha256']
-    return file_sha256(path) == row['sha256']
+    try:
+        if row['pixels_sha256']:
+            return pixels_sha256(path) == row['pixels_sha256']
+        return file_sha256(path) == row['sha256']
+    except (InputError, OSError):
+        return False
 
 
 def fetch_remote(row, dst):
@@ -56,7 +60,7 @@ def fetch_remote(row, dst):
 def main(argv=None):
     rows = load_manifest()
     available = sorted({r['set'] for r in rows})
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sets', nargs='+', default=['TNO21'], help=f'sets to fetch: {", ".join(available)}')
     parser.add_argument('--out', default='datasets', help='destination folder (default: datasets)')
     parser.add_argument('--from', dest='local', metavar='DIR', help='copy from DIR/data/... instead of downloading')

@@ -57,7 +57,7 @@ def test_typos_name_the_key_and_the_closest_valid_one(tmp_path, override, messag
 
 
 def test_unknown_type_lists_the_registry(tmp_path):
-    with pytest.raises(OptionError, match="network_g.type: no arch named 'FISCNett'; the arch registry holds: FISCNet"):
+    with pytest.raises(OptionError, match="network_g.type: no arch named 'FISCNett'; the arch registry holds: FISCNet, SHIP, SeAFusion$"):
         parse(tmp_path, BASE, '--force_yml', 'network_g.type=FISCNett')
 
 

@@ -171,7 +171,7 @@ def test_cli_workers_give_the_same_weight_masks(tmp_path):
     ('size_mismatch', 'b.png: size 9x17 differs from the infrared image'),
     ('corrupt', 'a.png: not a readable image'),
     ('missing_folder', 'nowhere: folder not found'),
-    ('out_is_input', 'the output folder is the input folder'),
+    ('out_is_input', 'is the --vi input folder'),
 ])
 def test_cli_input_errors_are_one_line_and_exit_2(tmp_path, capsys, case, expected):
     ir, vi = make_pair_folders(tmp_path, {'a': (20, 30), 'b': (17, 9)})

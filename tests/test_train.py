@@ -1,5 +1,6 @@
 """train.py end to end on real pairs from ../shared/data: learning, exact resume, failures, DDP."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 import yaml
 
 from conftest import REPO, require_shared
+from basicsr.utils.checkpoint import CHECKSUM_KEY
 from basicsr.utils.errors import InputError, OptionError
 
 CROP = 16  # small crops keep each CPU step near 0.1 s; the recipe's 128 is the default
@@ -125,7 +127,7 @@ def test_resume_continues_bit_identically_and_skips_a_truncated_state(tmp_path, 
         '01_3.png', '01_6.png', '02_3.png', '02_6.png']
     assert list((root / 'tb_logger').iterdir())
     uninterrupted = load(models / 'net_g_6.pth')
-    assert set(uninterrupted) == {'params', 'params_ema'}
+    assert set(uninterrupted) == {'params', 'params_ema', CHECKSUM_KEY}
     state_6 = load(root / 'training_states' / '6.state')
     assert state_6['iter'] == 6 and state_6['epoch'] == 2 and set(state_6['best_metrics']['tno']) == {'EN', 'SD'}
 
@@ -179,8 +181,9 @@ def test_user_errors_name_the_key_or_file(tmp_path, train_pairs, pair_folders):
         train(tmp_path, opt)
     opt = options(train_pairs)
     ir, vi = pair_folders  # 24 x 32 images
-    opt['datasets']['train'].update(dataroot_ir=str(ir), dataroot_vi=str(vi), dataroot_mask=str(vi), gt_size=32,
-                                     batch_size_per_gpu=2)
+    shutil.copytree(vi, tmp_path / 'mask')
+    opt['datasets']['train'].update(dataroot_ir=str(ir), dataroot_vi=str(vi), dataroot_mask=str(tmp_path / 'mask'),
+                                     gt_size=32, batch_size_per_gpu=2)
     with pytest.raises(InputError, match=r'ir.[abc].png: 32x24 is smaller than the training crop gt_size 32'):
         train(tmp_path, opt)
 

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# CDC stays importable from here: it is part of FISCNet's public building blocks.
+from basicsr.archs.fusion_blocks import CDC, DenseBlock, EdgeBlock, InvBlock, Refine, conv1, conv3  # noqa: F401
 from basicsr.utils.registry import ARCH_REGISTRY
 
 MIN_SIZE = 8  # at 1/4 scale the instance norms must still see more than one pixel
@@ -36,110 +38,9 @@ def frequency_integration(amplitude, phase_a, phase_b):
         return torch.fft.irfft2(combined, s=size).abs()
 
 
-def conv3(cin, cout, bias=True):
-    return nn.Conv2d(cin, cout, 3, padding=1, bias=bias)
-
-
-def conv1(cin, cout):
-    return nn.Conv2d(cin, cout, 1)
-
-
 def channel_std(x):
     """Per-channel spatial population standard deviation, (B, C, 1, 1)."""
     return (x - x.mean(dim=(2, 3), keepdim=True)).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
-
-
-class TapConv(nn.Module):
-    """Holds five learnt taps per (out, in) channel pair, shape (cout, cin, 1, 5)."""
-
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, (1, 5), bias=False)
-
-
-class CDC(nn.Module):
-    """Cross-difference convolution: a "+" and a "x" central-difference branch mixed by a gate.
-
-    Both branches, the gate and the identity skip are linear in the input, so they fold into one
-    3x3 kernel that is rebuilt from the taps on every call (it stays differentiable).
-    """
-
-    def __init__(self, cin, cout, theta=0.8):
-        super().__init__()
-        self.theta = theta
-        self.HP_branch = nn.Parameter(torch.zeros(1))
-        self.h_conv = TapConv(cin, cout)
-        self.d_conv = TapConv(cin, cout)
-        if cin != cout:
-            raise ValueError(f'CDC has an identity skip, so cin ({cin}) must equal cout ({cout})')
-
-    def _difference_kernel(self, taps, positions):
-        w = taps[:, :, 0, :]  # (cout, cin, 5)
-        kernel = w.new_zeros(w.shape[0], w.shape[1], 9)
-        kernel[:, :, positions] = w
-        kernel[:, :, 4] = kernel[:, :, 4] - self.theta * w.sum(dim=-1)
-        return kernel
-
-    def kernel(self):
-        gate = torch.sigmoid(self.HP_branch)
-        plus = self._difference_kernel(self.h_conv.conv.weight, [1, 3, 4, 5, 7])
-        cross = self._difference_kernel(self.d_conv.conv.weight, [0, 2, 4, 6, 8])
-        kernel = gate * plus + (1 - gate) * cross
-        identity = torch.eye(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
-        kernel[:, :, 4] = kernel[:, :, 4] + identity
-        return kernel.view(*kernel.shape[:2], 3, 3)
-
-    def forward(self, x):
-        return F.conv2d(x, self.kernel().to(x.dtype), padding=1)
-
-
-class EdgeBlock(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.process = conv3(cin, cout)
-        self.Res = nn.Sequential(conv3(cout, cout), nn.ReLU(inplace=True), conv3(cout, cout))
-        self.CDC = CDC(cout, cout)
-
-    def forward(self, x):
-        x = self.process(x)
-        return self.Res(x) + self.CDC(x)
-
-
-class UNetConvBlock(nn.Module):
-    """Conv block whose first half of channels is instance-normalised (half instance norm)."""
-
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.identity = conv1(cin, cout)
-        self.conv_1 = conv3(cin, cout)
-        self.conv_2 = conv3(cout, cout)
-        self.norm = nn.InstanceNorm2d(cout // 2, affine=True)
-
-    def forward(self, x):
-        out = self.conv_1(x)
-        half = out.shape[1] // 2
-        out = torch.cat([self.norm(out[:, :half]), out[:, half:]], dim=1)
-        out = F.leaky_relu(out, 0.1)
-        out = F.leaky_relu(self.conv_2(out), 0.1)
-        return out + self.identity(x)
-
-
-class DenseBlock(nn.Module):
-    def __init__(self, cin, cout, gc=16):
-        super().__init__()
-        self.conv1 = UNetConvBlock(cin, gc)
-        self.conv2 = UNetConvBlock(gc, gc)
-        self.conv3 = conv3(cin + 2 * gc, cout)
-        for conv in [*self.conv1.modules(), *self.conv2.modules(), self.conv3]:
-            if isinstance(conv, nn.Conv2d):
-                nn.init.xavier_normal_(conv.weight)
-                conv.weight.data.mul_(0.1)
-                nn.init.zeros_(conv.bias)
-
-    def forward(self, x):
-        x1 = F.leaky_relu(self.conv1(x), 0.2)
-        x2 = F.leaky_relu(self.conv2(x1), 0.2)
-        return F.leaky_relu(self.conv3(torch.cat([x, x1, x2], dim=1)), 0.2)
 
 
 class DenseBlockMscale(nn.Module):
@@ -165,53 +66,6 @@ class DenseBlockMscale(nn.Module):
         return self.fuse(torch.cat([y1 * self.fc1(w), y2 * self.fc2(w), y3 * self.fc3(w)], dim=1))
 
 
-class InvertibleConv1x1(nn.Module):
-    """Invertible 1x1 convolution, LU-parametrised (Glow)."""
-
-    def __init__(self, channels):
-        super().__init__()
-        weight = torch.linalg.qr(torch.randn(channels, channels))[0]
-        p, lower, upper = torch.linalg.lu(weight)
-        diag = torch.diagonal(upper)
-        self.register_buffer('p', p)
-        self.register_buffer('sign_s', torch.sign(diag))
-        self.lower = nn.Parameter(lower)
-        self.log_s = nn.Parameter(torch.log(diag.abs()))
-        self.upper = nn.Parameter(torch.triu(upper, 1))
-        self.register_buffer('lower_mask', torch.tril(torch.ones(channels, channels), -1), persistent=False)
-
-    def weight(self):
-        eye = torch.eye(self.p.shape[0], dtype=self.p.dtype, device=self.p.device)
-        lower = self.lower * self.lower_mask + eye
-        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
-        return self.p @ lower @ upper
-
-    def forward(self, x):
-        w = self.weight().to(x.dtype)
-        return F.conv2d(x, w[:, :, None, None])
-
-
-class InvBlock(nn.Module):
-    """Affine coupling block: an invertible 1x1 conv, then additive and scaled couplings."""
-
-    def __init__(self, channels, split, clamp=0.8):
-        super().__init__()
-        self.split = split
-        self.clamp = clamp
-        self.invconv = InvertibleConv1x1(channels)
-        self.F = DenseBlockMscale(channels - split, split)
-        self.G = DenseBlockMscale(split, channels - split)
-        self.H = DenseBlockMscale(split, channels - split)
-
-    def forward(self, x):
-        x = self.invconv(x)
-        x1, x2 = x[:, :self.split], x[:, self.split:]
-        y1 = x1 + self.F(x2)
-        s = self.clamp * (torch.sigmoid(self.H(y1)) * 2 - 1)
-        y2 = x2 * torch.exp(s) + self.G(y1)
-        return torch.cat([y1, y2], dim=1)
-
-
 class Interaction(nn.Module):
     """Spatial compensation: attention-weighted exchange between the fused and source features."""
 
@@ -223,7 +77,7 @@ class Interaction(nn.Module):
             setattr(self, f'cha_att_{source}', nn.Sequential(
                 conv1(2 * c, c // 2), nn.LeakyReLU(0.1), conv1(c // 2, 2 * c), nn.Sigmoid()))
             setattr(self, f'post_{source}', conv3(2 * c, c))
-        self.fused = InvBlock(2 * c, c)
+        self.fused = InvBlock(2 * c, c, subnet=DenseBlockMscale)
         self.post = conv3(2 * c, c)
 
     def _compensate(self, fused, source, spa_att, cha_att, post):
@@ -283,31 +137,6 @@ class Calibration(nn.Module):
         f, v, i = self.fused(fused), self.vis(vis), self.inf(inf)
         f = frequency_integration(f, v, i)
         return self.interaction(f, v, i), v, i
-
-
-class CALayer(nn.Module):
-    """Adds a per-channel constant, computed from the pooled features, to its input."""
-
-    def __init__(self, c, reduction=4):
-        super().__init__()
-        self.process = nn.Sequential(conv3(c, c), nn.ReLU(inplace=True), conv3(c, c))
-        self.conv_du = nn.Sequential(conv1(c, c // reduction), nn.ReLU(inplace=True),
-                                     conv1(c // reduction, c), nn.Sigmoid())
-
-    def forward(self, x):
-        y = self.process(x).mean(dim=(2, 3), keepdim=True)
-        return self.conv_du(y) * y + x
-
-
-class Refine(nn.Module):
-    def __init__(self, c, out_channels=1):
-        super().__init__()
-        self.conv_in = conv3(c, c)
-        self.process = nn.Sequential(CALayer(c), CALayer(c))
-        self.conv_last = conv3(c, out_channels)
-
-    def forward(self, x):
-        return self.conv_last(self.process(self.conv_in(x)))
 
 
 @ARCH_REGISTRY.register()

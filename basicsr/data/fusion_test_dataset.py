@@ -1,4 +1,6 @@
 """Infrared/visible pairs (and optional masks) read whole, for testing and validation."""
+from pathlib import Path
+
 import cv2
 import numpy as np
 import torch
@@ -23,6 +25,22 @@ def resolve_root(opt, key, required=True):
     if root is None and required:
         raise OptionError(f"dataset '{opt.get('name')}' needs '{key}' (the folder of its images)")
     return root
+
+
+def check_distinct_folders(folders, name=None):
+    """Each role needs its own folder: one folder given twice would pair every image with itself.
+
+    Raises:
+        InputError: two roles name the same folder.
+    """
+    seen = {}
+    for role, folder in folders.items():
+        resolved = Path(folder).resolve()
+        if resolved in seen:
+            where = f"dataset '{name}': " if name else ''
+            raise InputError(f'{where}the {role} folder {folder} is also the {seen[resolved]} folder; '
+                             'give each its own folder')
+        seen[resolved] = role
 
 
 def image_to_tensor(img):
@@ -83,6 +101,7 @@ class FusionTestDataset(data.Dataset):
         folders = {'ir': resolve_root(opt, 'dataroot_ir'), 'vi': resolve_root(opt, 'dataroot_vi')}
         if opt.get('dataroot_mask') is not None:
             folders['mask'] = opt['dataroot_mask']
+        check_distinct_folders(folders, opt.get('name'))
         self.samples = pair_by_stem(folders)
 
     def __len__(self):

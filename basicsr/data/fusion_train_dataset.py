@@ -2,7 +2,8 @@
 import numpy as np
 from torch.utils import data
 
-from basicsr.data.fusion_test_dataset import MIN_SIZE, ROOT_ALIASES, image_to_tensor, load_sample, resolve_root
+from basicsr.data.fusion_test_dataset import (MIN_SIZE, ROOT_ALIASES, check_distinct_folders, image_to_tensor,
+                                              load_sample, resolve_root)
 from basicsr.data.pairing import pair_by_stem
 from basicsr.data.transforms import paired_random_crop, paired_random_flip
 from basicsr.utils.errors import OptionError
@@ -46,6 +47,7 @@ class FusionTrainDataset(data.Dataset):
         folders = {'ir': resolve_root(opt, 'dataroot_ir'), 'vi': resolve_root(opt, 'dataroot_vi')}
         if opt.get('dataroot_mask') is not None:
             folders['mask'] = opt['dataroot_mask']
+        check_distinct_folders(folders, opt.get('name'))
         self.samples = pair_by_stem(folders)
         self.has_mask = 'mask' in folders
 

@@ -19,9 +19,9 @@ from basicsr.models.lr_scheduler import build_scheduler
 from basicsr.utils.checkpoint import atomic_save, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb, ycrcb_to_rgb
 from basicsr.utils.device import select_device
-from basicsr.utils.errors import OptionError
+from basicsr.utils.errors import InputError, OptionError
 from basicsr.utils.execution import check_mode, prepare_input, prepare_network, resolve_mode
-from basicsr.utils.img_util import to_uint8, write_image
+from basicsr.utils.img_util import TO_8BIT, write_image
 from basicsr.utils.logger import get_root_logger
 from basicsr.utils.memory import check_cpu_inference_fits, is_out_of_memory, out_of_memory_error
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -66,6 +66,9 @@ class FusionModel:
             self.load_network(path_opt['pretrain_network_g'], path_opt.get('param_key_g', 'params_ema'),
                               path_opt.get('strict_load_g', True))
         self.net_g.eval()
+        self.to_8bit = opt.get('to_8bit', 'round')
+        if self.to_8bit not in TO_8BIT:
+            raise OptionError(f"to_8bit: {self.to_8bit!r} is not a conversion; use one of: {', '.join(TO_8BIT)}")
         execution = check_mode(opt.get('execution', 'auto'))
         if opt.get('is_train'):
             if execution not in ('auto', 'eager'):
@@ -98,6 +101,7 @@ class FusionModel:
             raw_y, vis_ycrcb = self.fuse(self.ema.net)
         else:
             raw_y, vis_ycrcb = self.fuse(self.net_test, self.execution)
+        self.output_finite = bool(torch.isfinite(raw_y).all())  # clamping would hide Inf as white
         self.fused_y = raw_y.clamp(0, 1)
         self.fused = ycrcb_to_rgb(torch.cat([self.fused_y, vis_ycrcb[:, 1:]], dim=1))
 
@@ -115,10 +119,15 @@ class FusionModel:
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
             raise out_of_memory_error(name, batch, height, width, self.device) from None
+        if not self.output_finite:
+            raise InputError(f'{name}: the network output is not finite (NaN or Inf); the weights are damaged '
+                             'or diverged, or the input is extreme; nothing was written for this image')
 
     def fused_images_uint8(self):
-        """The fused batch as a list of (H, W, 3) uint8 RGB arrays."""
-        return [to_uint8(img.permute(1, 2, 0).float().cpu().numpy()) for img in self.fused]
+        """The fused batch as a list of (H, W, 3) uint8 RGB arrays, converted as option ``to_8bit`` says
+        (``round``, the default; ``stretch_truncate``: SeAFusion's released saving)."""
+        convert = TO_8BIT[self.to_8bit]
+        return [convert(img.permute(1, 2, 0).float().cpu().numpy()) for img in self.fused]
 
     def fuse_set(self, loader, set_name, save_dir=None, suffix=None, on_image=None):
         """Fuse every pair of ``loader``; write PNGs to ``save_dir`` when given.

@@ -1,11 +1,112 @@
-"""Reading network weights into a model, and writing checkpoints atomically."""
+"""Reading network weights into a model, and writing checkpoints atomically with a checksum.
+
+Every file this project writes with :func:`atomic_save` (checkpoints, training states) holds,
+under :data:`CHECKSUM_KEY`, the SHA-256 of its payload; :func:`load_verified` recomputes it, and
+also checks the CRC-32 of every member of the file's zip container, so a file damaged on disk
+is refused instead of loading different numbers. Files without the key (the released FISCNet
+checkpoint, states of earlier versions) are checked by their CRCs only.
+"""
+import hashlib
+import io
 import os
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 
-from basicsr.utils.errors import InputError
+from basicsr.utils.errors import InputError, writing
 from basicsr.utils.logger import get_root_logger
+
+CHECKSUM_KEY = 'sha256'
+
+
+class DamagedFileError(InputError):
+    """A checkpoint or state that is truncated, corrupt, fails its checksum or lacks required parts."""
+
+
+def _feed(digest, obj):
+    """Feed a canonical encoding of ``obj`` (as torch.save stores and torch.load returns it) to ``digest``."""
+    if isinstance(obj, torch.Tensor):
+        data = obj.detach().cpu().contiguous().reshape(-1)
+        digest.update(f't{data.dtype}{tuple(obj.shape)}:'.encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        digest.update(f'd{len(obj)}:'.encode())
+        for key, value in obj.items():
+            _feed(digest, key)
+            _feed(digest, value)
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f'l{len(obj)}:'.encode())
+        for item in obj:
+            _feed(digest, item)
+    elif isinstance(obj, float):
+        digest.update(f'f{obj.hex()};'.encode())
+    elif isinstance(obj, (bool, int, str, bytes)) or obj is None:
+        digest.update(f'{type(obj).__name__}{obj!r};'.encode())
+    else:
+        digest.update(f'o{type(obj).__name__}{obj!r};'.encode())
+
+
+def payload_checksum(payload):
+    """SHA-256 (hex) of a checkpoint's payload: a dict without :data:`CHECKSUM_KEY`."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k != CHECKSUM_KEY})
+    return digest.hexdigest()
+
+
+def check_container(path):
+    """Check the CRC-32 of every member of a zip-format torch file (older formats pass).
+
+    Raises:
+        DamagedFileError: a member's data or the archive's structure is damaged.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, EOFError, NotImplementedError) as err:
+        raise DamagedFileError(f'{path}: damaged file ({type(err).__name__}); it cannot be used') from None
+    if bad is not None:
+        raise DamagedFileError(f'{path}: damaged file (checksum mismatch in {bad}); it cannot be used')
+
+
+def load_verified(path, what='checkpoint'):
+    """``torch.load`` a file after checking its container and, when it has one, its payload checksum.
+
+    Only tensors and plain Python data are accepted (``weights_only``): a file that would run
+    code when unpickled is refused.
+
+    Returns:
+        the loaded object, without :data:`CHECKSUM_KEY`.
+
+    Raises:
+        DamagedFileError: truncated, corrupt, unreadable as a PyTorch file, or the checksum differs.
+    """
+    check_container(path)
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:
+        raise DamagedFileError(f'{path}: not a readable PyTorch {what} (not one, or one holding more than tensors '
+                               'and plain data, refused because loading it could run code)') from None
+    except Exception as err:  # torch raises several unrelated types for a bad file
+        detail = str(err).splitlines()[0][:100] if str(err) else 'no detail'
+        raise DamagedFileError(f'{path}: not a readable PyTorch {what} ({type(err).__name__}: {detail})') from None
+    if isinstance(obj, dict) and CHECKSUM_KEY in obj:
+        stored = obj.pop(CHECKSUM_KEY)
+        if stored != payload_checksum(obj):
+            raise DamagedFileError(f'{path}: damaged file (the SHA-256 of its contents differs from the one saved '
+                                   'with it); it cannot be used')
+    return obj
+
+
+def first_non_finite(state_dict):
+    """The first key of ``state_dict`` whose floating-point tensor holds NaN or Inf, or None."""
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return key
+    return None
 
 
 class CheckpointMismatchError(InputError):
@@ -25,29 +126,35 @@ def read_params(path, param_key='params_ema'):
     FISCNet file), ``params`` is used and a note is logged. A bare state dict is accepted too.
 
     Raises:
-        InputError: the file is missing, not a PyTorch checkpoint, or lacks the key.
+        InputError: the file is missing, damaged (see :func:`load_verified`), not a checkpoint,
+            lacks the key, or holds NaN/Inf weights (the first such key is named).
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f'{path}: checkpoint not found; fetch the released weights with '
+        what = 'is a folder, not a checkpoint file' if path.is_dir() else 'checkpoint not found'
+        raise InputError(f'{path}: {what}; fetch the released weights with '
                          '"python scripts/download_pretrained_models.py" or fix path.pretrain_network_g')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises several unrelated types for a bad file
-        raise InputError(f'{path}: not a readable PyTorch checkpoint ({type(err).__name__}); '
-                         're-download or re-save it') from None
+    ckpt = load_verified(path)
     if not isinstance(ckpt, dict) or not ckpt:
         raise InputError(f'{path}: expected a dict of tensors or of state dicts, found {type(ckpt).__name__}')
     if all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return ckpt
-    key = param_key
-    if key not in ckpt and key == 'params_ema' and 'params' in ckpt:
-        get_root_logger().info(f'{path.name} has no params_ema; loading its params')
-        key = 'params'
-    if key not in ckpt:
-        raise InputError(f"{path}: no '{param_key}' in the checkpoint (it holds {_short_list(ckpt)}); "
-                         'set path.param_key_g to one of those')
-    return ckpt[key]
+        params = ckpt
+    else:
+        key = param_key
+        if key not in ckpt and key == 'params_ema' and 'params' in ckpt:
+            get_root_logger().info(f'{path.name} has no params_ema; loading its params')
+            key = 'params'
+        if key not in ckpt:
+            raise InputError(f"{path}: no '{param_key}' in the checkpoint (it holds {_short_list(map(str, ckpt))}); "
+                             'set path.param_key_g to one of those')
+        params = ckpt[key]
+    if not isinstance(params, dict) or not params or not all(isinstance(v, torch.Tensor) for v in params.values()):
+        raise InputError(f'{path}: the weights are not a dict of tensors; not a network checkpoint')
+    bad = first_non_finite(params)
+    if bad is not None:
+        raise InputError(f'{path}: the weight {bad} holds NaN or infinite values; the checkpoint is unusable '
+                         '(a diverged training?); use an earlier one')
+    return params
 
 
 def load_params(net, params, strict=True, source='checkpoint'):
@@ -84,11 +191,27 @@ def load_params(net, params, strict=True, source='checkpoint'):
 
 
 def atomic_save(obj, path):
-    """torch.save to a temporary file in the same folder, then rename: a crash leaves the old file."""
+    """torch.save ``obj`` (a dict) with its payload checksum to a temporary file in the same folder,
+    then rename: a crash or Ctrl-C leaves the old file, and any failure removes the temporary file.
+
+    Raises:
+        WriteError: the file cannot be written (full disk, read-only folder ...), naming it.
+    """
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # Serialised in memory first: a full disk then fails in write(), as an OSError, not inside torch.
+    buffer = io.BytesIO()
+    torch.save({**obj, CHECKSUM_KEY: payload_checksum(obj)}, buffer)
+    with writing(path):
+        try:
+            with open(tmp, 'wb') as f:
+                f.write(buffer.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise

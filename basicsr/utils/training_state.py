@@ -5,11 +5,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from basicsr.utils.checkpoint import atomic_save
+from basicsr.utils.checkpoint import DamagedFileError, atomic_save, first_non_finite, load_verified
 from basicsr.utils.errors import InputError
 from basicsr.utils.logger import get_root_logger
 
 STATE_SUFFIX = '.state'
+# What a resumed run reads from a state, and the type each part must have.
+REQUIRED_PARTS = {'iter': int, 'epoch': int, 'position': int, 'optimizer': dict, 'scheduler': dict,
+                  'params': dict, 'rng': dict}
+RNG_PARTS = ('python', 'numpy', 'torch')
 
 
 def rng_states():
@@ -46,20 +50,30 @@ def save_training_state(state, folder):
 def load_training_state(path):
     """Read a state file written by :func:`save_training_state`.
 
+    The file's checksums are verified (:func:`basicsr.utils.checkpoint.load_verified`) and every
+    part a resumed run needs must be there, with finite weights.
+
     Raises:
-        InputError: the file is missing, truncated or not a training state.
+        InputError: the file is missing; DamagedFileError (an InputError): it is truncated,
+            corrupt, fails its checksum, or is not a complete training state.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f'{path}: training state not found; fix path.resume_state')
-    try:
-        # Only tensors and plain Python data are stored, so the safe loader reads every state.
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # a truncated zip raises RuntimeError, other damage other types
-        raise InputError(f'{path}: not a readable training state ({type(err).__name__}: '
-                         f'{str(err).splitlines()[0] if str(err) else "no detail"})') from None
-    if not isinstance(state, dict) or 'iter' not in state:
-        raise InputError(f'{path}: not a training state (no iteration recorded)')
+    state = load_verified(path, 'training state')
+    if not isinstance(state, dict):
+        raise DamagedFileError(f'{path}: not a training state (found {type(state).__name__})')
+    missing = [key for key, kind in REQUIRED_PARTS.items() if not isinstance(state.get(key), kind)
+               or isinstance(state.get(key), bool)]
+    missing += [f'rng.{key}' for key in RNG_PARTS if 'rng' not in missing and key not in state.get('rng', {})]
+    if missing:
+        raise DamagedFileError(f'{path}: not a complete training state (missing or malformed: {", ".join(missing)})')
+    if state['iter'] < 0 or state['epoch'] < 0 or state['position'] < 0:
+        raise DamagedFileError(f'{path}: not a training state (negative iteration, epoch or position)')
+    for key in ('params', 'params_ema'):
+        bad = first_non_finite(state.get(key) or {})
+        if bad is not None:
+            raise DamagedFileError(f'{path}: the weight {key}.{bad} holds NaN or infinite values; use an earlier state')
     return state
 
 

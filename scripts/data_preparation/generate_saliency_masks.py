@@ -18,12 +18,13 @@ from tqdm import tqdm
 
 from basicsr.data.pairing import pair_by_stem
 from basicsr.data.saliency import MODES, write_pair_mask
-from basicsr.utils.errors import InputError
+from basicsr.utils.errors import ArgumentParser, InputError, error_status
+from basicsr.utils.experiment import check_output_location
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (argparse exits with status 2 on a bad option)."""
-    parser = argparse.ArgumentParser(description='Generate visible-saliency training masks (VSM, Ma et al. 2017).')
+    parser = ArgumentParser(description='Generate visible-saliency training masks (VSM, Ma et al. 2017).')
     parser.add_argument('--ir', required=True, type=Path, help='folder of infrared images')
     parser.add_argument('--vi', required=True, type=Path, help='folder of visible images (same stems)')
     parser.add_argument('--out', required=True, type=Path, help='folder for the <stem>.png masks (created)')
@@ -37,15 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_out_folder(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output folder that is an input folder: ``<stem>.png`` would overwrite images.
+def check_out_folder(out: Path, inputs: dict[str, Path]) -> None:
+    """Refuse an output folder that is, contains or lies inside an input folder: ``<stem>.png``
+    would overwrite images or mix with them.
 
     Raises:
-        InputError: ``out`` is the same folder as one of ``inputs``.
+        InputError: see :func:`basicsr.utils.experiment.check_output_location`.
     """
-    for folder in inputs:
-        if out.resolve() == folder.resolve():
-            raise InputError(f'{out}: the output folder is the input folder {folder}; choose another --out')
+    check_output_location(out, inputs, '--out')
 
 
 def generate(ir: Path, vi: Path, out: Path, mode: str = 'binary', workers: int = 1) -> list[Path]:
@@ -56,7 +56,7 @@ def generate(ir: Path, vi: Path, out: Path, mode: str = 'binary', workers: int =
             differ within a pair, or ``out`` equal to an input folder.
     """
     pairs = pair_by_stem({'ir': ir, 'vi': vi})
-    check_out_folder(out, [ir, vi])
+    check_out_folder(out, {'--ir input folder': ir, '--vi input folder': vi})
     jobs = [(paths['ir'], paths['vi'], out / f'{stem}.png', mode) for stem, paths in pairs]
     if workers == 1:
         return [write_pair_mask(*job) for job in tqdm(jobs, desc='saliency masks', unit='pair', disable=None)]
@@ -77,13 +77,12 @@ def generate(ir: Path, vi: Path, out: Path, mode: str = 'binary', workers: int =
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0, or 2 after an ``error:`` line)."""
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
         written = generate(args.ir, args.vi, args.out, args.mode, args.workers)
-    except InputError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    print(f'wrote {len(written)} {args.mode} mask(s) to {args.out}')
-    return 0
+        print(f'wrote {len(written)} {args.mode} mask(s) to {args.out}')
+        return 0
+    return error_status(run)
 
 
 if __name__ == '__main__':

@@ -19,13 +19,14 @@ from basicsr.data.pairing import pair_by_stem
 from basicsr.metrics import CONVENTIONS, DEFAULT_METRICS, calculate_metrics, check_metric_names, read_gray_uint8
 from basicsr.utils.memory import keep_freed_memory
 from basicsr.metrics.report import format_table, write_metrics_csv
-from basicsr.utils.errors import InputError, OptionError
+from basicsr.utils.errors import ArgumentParser, InputError, OptionError, error_status, writing
+from basicsr.utils.experiment import check_output_location
 
 Task = Tuple[Path, Path, Path, Sequence[str], str]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--ir', required=True, type=Path, help='folder of infrared source images')
     parser.add_argument('--vi', required=True, type=Path, help='folder of visible source images')
@@ -57,41 +58,52 @@ def row_labels(folders: Sequence[Path]) -> List[str]:
             for folder, name in zip(folders, names)]
 
 
+def check_csv_folder(args: argparse.Namespace) -> None:
+    """The CSV folder may not be, contain or lie inside an input folder (see check_output_location)."""
+    if args.csv is not None:
+        inputs = {'--ir folder': args.ir, '--vi folder': args.vi}
+        inputs.update({f'--fused folder #{i}': folder for i, folder in enumerate(args.fused, 1)})
+        check_output_location(args.csv, inputs, '--csv')
+
+
 def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status (0, 2 after an ``error:`` line, 130 on Ctrl-C)."""
     args = parse_args(argv)
-    try:
-        if args.workers < 1:
-            raise OptionError(f'--workers {args.workers}: use 1 or more processes')
-        names = check_metric_names([n.strip() for n in args.metrics.split(',') if n.strip()]) if args.metrics \
-            else DEFAULT_METRICS[args.convention]
-        if not names:
-            raise OptionError('--metrics: give at least one metric name')
-        labels = row_labels(args.fused)
-        pairs = {label: pair_by_stem({'ir': args.ir, 'vi': args.vi, 'fused': folder})
-                 for label, folder in zip(labels, args.fused)}
-        tasks = [(p['ir'], p['vi'], p['fused'], names, args.convention) for stems in pairs.values() for _, p in stems]
-        with tqdm(total=len(tasks), desc='scoring', unit='img') as bar:
-            if args.workers == 1:
+    return error_status(lambda: score_and_report(args))
+
+
+def score_and_report(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise OptionError(f'--workers {args.workers}: use 1 or more processes')
+    names = check_metric_names([n.strip() for n in args.metrics.split(',') if n.strip()]) if args.metrics \
+        else DEFAULT_METRICS[args.convention]
+    if not names:
+        raise OptionError('--metrics: give at least one metric name')
+    check_csv_folder(args)
+    labels = row_labels(args.fused)
+    pairs = {label: pair_by_stem({'ir': args.ir, 'vi': args.vi, 'fused': folder})
+             for label, folder in zip(labels, args.fused)}
+    tasks = [(p['ir'], p['vi'], p['fused'], names, args.convention) for stems in pairs.values() for _, p in stems]
+    with tqdm(total=len(tasks), desc='scoring', unit='img') as bar:
+        if args.workers == 1:
+            scores = []
+            for task in tasks:
+                scores.append(score_triple(task))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=args.workers) as pool:
                 scores = []
-                for task in tasks:
-                    scores.append(score_triple(task))
+                for score in pool.map(score_triple, tasks, chunksize=4):
+                    scores.append(score)
                     bar.update()
-            else:
-                with ProcessPoolExecutor(max_workers=args.workers) as pool:
-                    scores = []
-                    for score in pool.map(score_triple, tasks, chunksize=4):
-                        scores.append(score)
-                        bar.update()
-    except (InputError, OptionError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
 
     groups, start = {}, 0
     for label, stems in pairs.items():
         groups[label] = scores[start:start + len(stems)]
         if args.csv:
             csv_path = args.csv / f"{label.replace('/', '_')}.csv"
-            write_metrics_csv(csv_path, [stem for stem, _ in stems], groups[label], names, args.convention)
+            with writing(csv_path):
+                write_metrics_csv(csv_path, [stem for stem, _ in stems], groups[label], names, args.convention)
             print(f'wrote {csv_path}')
         start += len(stems)
     print(f'convention: {args.convention}')

@@ -1,7 +1,7 @@
 """Exercise every CUDA path of the project in one command and write one Markdown report.
 
-    python scripts/check_gpu.py [--report check_gpu_report.md] [--pairs ../shared/data/TNO21]
-        [--weights ../shared/weights/FISCNet_official.pth] [--steps 200] [--crop 64]
+    python scripts/check_gpu.py [--report check_gpu_report.md] [--pairs datasets/TNO21]
+        [--weights pretrained_models/FISCNet_official.pth] [--steps 200] [--crop 64]
         [--budget 450] [--only NAME ...]
 
 Checks, in order (``--only`` picks some): ``tests`` (the test suite's CUDA tests), ``inference``
@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from basicsr.utils.errors import InputError, OptionError, report_user_errors
+from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / 'shared'
 RECIPE = REPO / 'options' / 'train' / 'FISCNet.yml'
 GREY_LEVEL_BUDGET = 1      # 8-bit outputs may differ by one level (values rounding at .5)
 CURVE_RTOL = 0.01          # CUDA and CPU float32 loss curves: relative difference per step
@@ -96,12 +95,12 @@ def curve_difference(reference, other):
 
 
 def load_network(weights, device):
-    """FISCNet on ``device`` in eval mode: the released weights when the file exists, else seeded random ones."""
+    """FISCNet on ``device`` in eval mode: the weights of the checkpoint ``weights``, or seeded random ones for None."""
     from basicsr.archs.fiscnet_arch import FISCNet
     from basicsr.utils.checkpoint import load_params, read_params
     torch.manual_seed(0)
     net = FISCNet()
-    if weights is not None and Path(weights).is_file():
+    if weights is not None:
         load_params(net, read_params(weights), strict=True)
     return net.to(device).eval()
 
@@ -231,7 +230,7 @@ def check_inference(ctx):
         max_8 = max(r[2] for r in results)
         passed &= max_8 <= GREY_LEVEL_BUDGET
         rows.append(f"| {'on' if tf32 else 'off'} | {len(results)} | {worst[1]:.1e} | {max_8} | {worst[0]} |")
-    weights = ctx.weights if ctx.weights and Path(ctx.weights).is_file() else 'random weights (seed 0)'
+    weights = ctx.weights or 'random weights (seed 0)'
     summary = '; '.join(f"TF32 {'on' if tf32 else 'off'}: max abs diff {max(r[1] for r in rs):.1e}, "
                         f'{max(r[2] for r in rs)} grey level(s)' for tf32, rs in found.items())
     return Outcome(passed, summary, f'{len(pairs)} pairs of {ctx.pairs}, {weights}; budget ≤ {GREY_LEVEL_BUDGET} '
@@ -413,11 +412,11 @@ def require_cuda():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--report', default='check_gpu_report.md', help='the Markdown report to write')
-    parser.add_argument('--pairs', default=str(SHARED / 'data' / 'TNO21'), help='a folder of ir/ and vi/ pairs')
-    parser.add_argument('--weights', default=str(SHARED / 'weights' / 'FISCNet_official.pth'),
-                        help='checkpoint (random weights when absent)')
+    parser.add_argument('--pairs', default='datasets/TNO21', help='a folder of ir/ and vi/ pairs')
+    parser.add_argument('--weights', default='pretrained_models/FISCNet_official.pth',
+                        help="checkpoint ('random': seeded untrained weights)")
     parser.add_argument('--steps', type=int, default=200, help='training steps compared between CUDA and CPU')
     parser.add_argument('--crop', type=int, default=64,
                         help='training crop of the comparisons (the CPU side sets the pace)')
@@ -425,6 +424,11 @@ def main(argv=None):
     parser.add_argument('--only', nargs='+', choices=list(CHECKS), help='run only these checks')
     args = parser.parse_args(argv)
     require_cuda()
+    if args.weights == 'random':
+        args.weights = None
+    elif not Path(args.weights).is_file():
+        raise InputError(f'--weights {args.weights}: checkpoint not found; fetch it with '
+                         "python scripts/download_pretrained_models.py, give the file, or --weights random")
     if not (Path(args.pairs) / 'ir').is_dir():
         raise InputError(f'{args.pairs}: no ir/ folder; give --pairs a folder with ir/ and vi/ images (e.g. TNO21)')
     report = Path(args.report)

@@ -41,11 +41,12 @@ from basicsr.metrics import DEFAULT_METRICS, calculate_metrics, check_metric_nam
 from basicsr.metrics.base import check_convention
 from basicsr.metrics.report import summarize, write_metrics_csv
 from basicsr.models.fusion_model import FusionModel
-from basicsr.utils.errors import InputError, OptionError, report_user_errors
-from basicsr.utils.experiment import archive_existing
+from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors, writing
+from basicsr.utils.experiment import RunLock, archive_existing, check_output_location
 from basicsr.utils.img_util import decode_image_file, write_image
 from basicsr.utils.memory import keep_freed_memory
-from basicsr.utils.options import apply_overrides, check_dataset_section, check_keys, load_yaml, validate
+from basicsr.utils.options import (FolderName, Int, MetricNames, apply_overrides, check_dataset_section, check_keys,
+                                   check_run_layout, load_yaml, validate)
 from basicsr.utils.registry import DATASET_REGISTRY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,6 +67,7 @@ class Method:
     paper: str = ''
     options: Optional[dict] = None   # the method's test options (network methods)
     fused: Optional[str] = None      # '<folder>' with '{set}' standing for the set name (folder methods)
+    source: Optional[str] = None     # the test YAML the options were read from (network methods)
     params: Optional[int] = None
     gflops: Dict[tuple, float] = field(default_factory=dict)   # (set, size entry) -> GFLOPs
     latency_ms: Dict[str, List[float]] = field(default_factory=dict)
@@ -86,6 +88,7 @@ def load_options(path, overrides=None):
         opt.setdefault(key, copy.deepcopy(value))
     if 'name' not in opt:
         raise OptionError(f"{path}: needs a 'name' (the folder under results/)")
+    FolderName().check(opt['name'], 'name')
     if not isinstance(opt.get('datasets'), dict) or not opt['datasets']:
         raise OptionError(f"{path}: needs a 'datasets' section with at least one set (as in a test YAML)")
     for key, section in opt['datasets'].items():
@@ -93,18 +96,23 @@ def load_options(path, overrides=None):
     if not isinstance(opt.get('methods'), list) or not opt['methods']:
         raise OptionError(f"{path}: 'methods' must list the methods, e.g. [options/test/FISCNet.yml]")
     check_convention(opt['convention'])
-    if not isinstance(opt['warmup'], int) or opt['warmup'] < 0:
-        raise OptionError(f"warmup: {opt['warmup']!r} must be an integer >= 0 (untimed runs before timing)")
-    if not isinstance(opt['figure'], dict):
-        raise OptionError("figure: must be a mapping with 'stems' and 'cell_height'")
+    check_run_layout({'datasets': opt['datasets']})  # set names become folders: plain and unique
+    Int(low=0).check(opt['warmup'], 'warmup')
+    MetricNames().check(opt['metrics'], 'metrics')
+    for key in ('flops_at', 'figure'):
+        if not isinstance(opt[key], list if key == 'flops_at' else dict):
+            raise OptionError(f"{key}: {opt[key]!r} is not valid; see options/compare/TNO21.yml for its form")
     check_keys(opt['figure'], 'figure', FIGURE_KEYS)
     opt['figure'] = {**DEFAULTS['figure'], **opt['figure']}
-    if not isinstance(opt['figure']['cell_height'], int) or opt['figure']['cell_height'] < 8:
-        raise OptionError(f"figure.cell_height: {opt['figure']['cell_height']!r} must be an integer >= 8 (pixels)")
-    if opt['figure']['stems'] is not None:
-        opt['figure']['stems'] = [str(stem) for stem in opt['figure']['stems']]
+    Int(low=8).check(opt['figure']['cell_height'], 'figure.cell_height')
+    stems = opt['figure']['stems']
+    if stems is not None:
+        if not isinstance(stems, list):
+            raise OptionError(f"figure.stems: {stems!r} is not valid; expected a list of file stems, e.g. ['01', '08']")
+        opt['figure']['stems'] = [str(stem) for stem in stems]
     opt['metric_names'] = metric_names(opt['metrics'], opt['convention'])
     opt['flops_at'] = [flops_size(entry) for entry in opt['flops_at']]
+    opt['option_file'] = str(path)
     return opt
 
 
@@ -150,7 +158,7 @@ def build_methods(opt):
             continue
         test_opt = method_options(entry['options'], opt)
         name = str(entry.get('name') or test_opt['network_g']['type'])
-        methods.append(Method(name, str(entry.get('paper', '')), options=test_opt))
+        methods.append(Method(name, str(entry.get('paper', '')), options=test_opt, source=str(entry['options'])))
     names = [m.name for m in methods]
     for name in names:
         if not name or name.startswith('.') or any(c in name for c in '/\\'):
@@ -329,8 +337,59 @@ def compare(opt, out):
         set_opt = dict(set_opt, phase='test')
         dataset = build_dataset(set_opt)
         sets[set_opt.get('name', key)] = (dataset, set_opt, mean_size(dataset))
-    archive_existing(out)
-    out.mkdir(parents=True)
+    lock = prepare_output_folder(out, comparison_inputs(opt, methods, sets))
+    try:
+        return run_comparison(opt, methods, sets, out)
+    finally:
+        lock.release()
+
+
+def comparison_inputs(opt, methods, sets):
+    """Everything the comparison reads, which its output folder may not be, contain or lie inside."""
+    inputs = {'option file': opt['option_file']}
+    for set_name, (_, set_opt, _) in sets.items():
+        for role in ('dataroot_ir', 'dataroot_vi'):
+            inputs[f'{set_name} {role}'] = resolve_root(set_opt, role)
+    for method in methods:
+        if method.fused is not None:
+            for set_name in sets:
+                inputs[f'fused images of {method.name} ({set_name})'] = fused_folder(method, set_name, None)
+        else:
+            inputs[f'option file of {method.name}'] = method.source
+            inputs[f'checkpoint of {method.name}'] = (method.options.get('path') or {}).get('pretrain_network_g')
+    return inputs
+
+
+def prepare_output_folder(out, inputs):
+    """Check ``out`` against the inputs, lock it and archive an earlier comparison there.
+
+    Returns:
+        RunLock: to release when the comparison is written.
+
+    Raises:
+        InputError: ``out`` is an input's place, is used by a live run, or holds something that is
+            not an earlier comparison (it would be renamed away).
+    """
+    check_output_location(out, inputs, '--out')
+    lock = RunLock(out).acquire()
+    try:
+        if out.exists():
+            entries = list(out.iterdir())
+            marks = ('comparison.md', 'fused', 'metrics')
+            if entries and not any((entry / mark).exists() for entry in entries if entry.is_dir() for mark in marks):
+                raise InputError(f'--out {out}: exists and holds no earlier comparison; choose a new folder, '
+                                 'it would be renamed away')
+            archive_existing(out)
+        with writing(out):
+            out.mkdir(parents=True)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def run_comparison(opt, methods, sets, out):
+    """Fuse, time, count and score every method into the prepared ``out``; return the Markdown tables."""
     device = None
     for method in methods:
         if method.options is not None:
@@ -362,7 +421,7 @@ def device_label(device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', required=True, help='the comparison option file, e.g. options/compare/TNO21.yml')
     parser.add_argument('--out', type=Path, help='output folder (default: results/<name>)')
     parser.add_argument('--force_yml', nargs='+', metavar='KEY.PATH=VALUE', help='override options')

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from basicsr.data.pairing import pair_by_stem
-from basicsr.utils.errors import InputError, OptionError, report_user_errors
+from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors
 from basicsr.utils.img_util import decode_image_file, write_image
 
 WHITE = 255
@@ -141,8 +141,22 @@ def figure_from_folders(ir, vi, methods, stems=None, cell_height=DEFAULT_CELL_HE
     return make_grid(rows, list(folders), chosen, cell_height)
 
 
+def check_figure_path(out, folders):
+    """Refuse a figure file inside one of the image folders, where it could replace an input image.
+
+    Raises:
+        InputError: ``out`` lies inside (or is) one of ``folders`` (flag -> folder).
+    """
+    target = Path(out).resolve()
+    for flag, folder in folders.items():
+        folder_path = Path(folder).resolve()
+        if target == folder_path or folder_path in target.parents:
+            raise InputError(f'--out {out}: lies inside the {flag} folder {folder}; write the figure elsewhere '
+                             '(inputs are never written)')
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--ir', required=True, type=Path, help='folder of infrared images')
     parser.add_argument('--vi', required=True, type=Path, help='folder of visible images')
     parser.add_argument('--fused', required=True, nargs='+', metavar='NAME=DIR', help="each method's fused images")
@@ -154,6 +168,7 @@ def main(argv=None):
         raise OptionError(f'--cell-height {args.cell_height}: use 8 pixels or more')
     methods = dict(parse_method(text) for text in args.fused)
     stems = [s.strip() for s in args.stems.split(',') if s.strip()] if args.stems else None
+    check_figure_path(args.out, {'--ir': args.ir, '--vi': args.vi, **{f'--fused {n}': d for n, d in methods.items()}})
     write_image(args.out, figure_from_folders(args.ir, args.vi, methods, stems, args.cell_height))
     print(f'wrote {args.out}')
 

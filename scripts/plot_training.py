@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 
 from basicsr.metrics import higher_is_better
-from basicsr.utils.errors import InputError, OptionError, report_user_errors
+from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors
 
 # The lines train.py logs (basicsr/utils/logger.py prefixes them with the time and level).
 TRAIN_LINE = re.compile(r'\[epoch \d+ iter ([\d,]+)/[\d,]+\] lr (\S+) (\S+) it/s eta \S+ (.*)$')
@@ -321,7 +321,7 @@ def plot_training(experiment, out=None, reference=None, reference_label='referen
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('experiment', help='a train.py experiment folder, e.g. experiments/FISCNet_train')
     parser.add_argument('--reference', nargs='+', default=[], metavar='METRIC=VALUE|FILE',
                         help='reference values (e.g. the released model\'s on the same set): METRIC=VALUE items, '

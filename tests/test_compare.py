@@ -171,7 +171,15 @@ def test_compare_option_errors_name_the_key(tmp_path, tno_crops):
         ({'flops_at': [[4, 4]]}, 'flops_at: [4, 4]'),
         ({'metrics': ['ENN']}, 'ENN'),
         ({'methods': [{'name': '../up', 'fused': 'x'}]}, "'../up' cannot name a folder"),
-        ({'figure': {'cell_height': 4}}, 'figure.cell_height: 4 must be an integer >= 8'),
+        ({'figure': {'cell_height': 4}}, 'figure.cell_height: 4 is not valid; expected an integer >= 8'),
+        ({'figure': {'stems': 5}}, 'figure.stems: 5 is not valid'),
+        ({'metrics': 5}, 'metrics: 5 is not valid'),
+        ({'flops_at': 5}, 'flops_at: 5 is not valid'),
+        ({'flops_at': 'mean'}, "flops_at: 'mean' is not valid"),
+        ({'warmup': True}, 'warmup: True is not valid'),
+        ({'datasets': {'test_1': {'name': '../x', 'dataroot_ir': 'i', 'dataroot_vi': 'v'}}}, "datasets.test_1.name: '../x'"),
+        ({'datasets': {'test_1': {'name': 's', 'dataroot_ir': 'i', 'dataroot_vi': 'v'},
+                       'test_2': {'name': 's', 'dataroot_ir': 'i', 'dataroot_vi': 'v'}}}, "datasets.test_2.name: 's' is also"),
     ]
     for extra, message in cases:
         opt = yaml.safe_load(compare_options(tmp_path, tno_crops, [seafusion]).read_text())
@@ -184,6 +192,24 @@ def test_compare_option_errors_name_the_key(tmp_path, tno_crops):
     opt = yaml.safe_load(compare_options(tmp_path, tno_crops, [str(write_yaml(tmp_path / 'broken.yml', broken))]).read_text())
     with pytest.raises(OptionError, match=r'broken.yml: .*network_g.widht'):
         compare_methods.main(['-opt', str(write_yaml(tmp_path / 'bad.yml', opt)), '--out', str(tmp_path / 'o')])
+
+
+def test_compare_never_writes_into_or_archives_its_inputs(tmp_path, tno_crops):
+    options = compare_options(tmp_path, tno_crops, [{'name': 'ours', 'fused': str(tno_crops / 'vi')}])
+    before = {p: p.read_bytes() for p in tno_crops.rglob('*') if p.is_file()}
+    cases = [(tno_crops, 'contains the tno dataroot_ir'), (tno_crops / 'ir', 'is the tno dataroot_ir'),
+             (tno_crops / 'ir' / 'sub', 'lies inside the tno dataroot_ir'), (tno_crops / 'ir' / '01.png', 'lies inside the tno dataroot_ir')]
+    for out, message in cases:
+        with pytest.raises(InputError, match=f'--out {out}: {message}'):
+            compare_methods.main(['-opt', str(options), '--out', str(out)])
+    other = tmp_path / 'notes'
+    other.mkdir()
+    (other / 'keep.txt').write_text('mine')
+    with pytest.raises(InputError, match='holds no earlier comparison'):
+        compare_methods.main(['-opt', str(options), '--out', str(other)])
+    assert (other / 'keep.txt').read_text() == 'mine'
+    assert {p: p.read_bytes() for p in tno_crops.rglob('*') if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if 'archived' in p.name) == []
 
 
 def test_compare_command_reports_a_bad_file_in_one_line(tmp_path):
@@ -213,6 +239,11 @@ def test_make_figure_lays_out_labelled_rows(tmp_path, rng, capsys):
                           '--out', str(tmp_path / 'f.png'), '--stems', 'c'])
     with pytest.raises(OptionError, match="expected NAME=DIR"):
         make_figure.main(['--ir', 'a', '--vi', 'b', '--fused', 'nodir', '--out', str(tmp_path / 'f.png')])
+    before = (tmp_path / 'ir' / 'a.png').read_bytes()
+    with pytest.raises(InputError, match='lies inside the --ir folder'):
+        make_figure.main(['--ir', str(tmp_path / 'ir'), '--vi', str(tmp_path / 'vi'), '--fused', f'Z={tmp_path / "m"}',
+                          '--out', str(tmp_path / 'ir' / 'a.png')])
+    assert (tmp_path / 'ir' / 'a.png').read_bytes() == before
 
 
 def test_download_manifest_fetches_each_method_from_a_local_copy(tmp_path):

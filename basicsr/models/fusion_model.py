@@ -120,8 +120,13 @@ class FusionModel:
                 torch.cuda.empty_cache()
             raise out_of_memory_error(name, batch, height, width, self.device) from None
         if not self.output_finite:
-            raise InputError(f'{name}: the network output is not finite (NaN or Inf); the weights are damaged '
-                             'or diverged, or the input is extreme; nothing was written for this image')
+            message = f'{name}: the network output is not finite (NaN or Inf)'
+            if self.opt.get('is_train'):
+                # A validation image must not end the training run; its metrics come out as NaN.
+                get_root_logger().warning(f'{message}; the weights may be diverging')
+                return
+            raise InputError(f'{message}; the weights are damaged or diverged, or the input is extreme; '
+                             'nothing was written for this image')
 
     def fused_images_uint8(self):
         """The fused batch as a list of (H, W, 3) uint8 RGB arrays, converted as option ``to_8bit`` says

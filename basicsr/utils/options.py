@@ -255,7 +255,7 @@ OPTIONS = (
     Option('datasets.*.use_shuffle', Bool(), True, 'shuffle every epoch'),
     Option('datasets.*.dataset_enlarge_ratio', Int(low=1), 1, 'repetitions of the file list per epoch'),
     Option('datasets.*.batch_size_per_gpu', Int(low=1), 4, 'training batch per process'),
-    Option('datasets.*.num_worker_per_gpu', Optional(LOADER_WORKERS), 0, 'data-loading worker processes'),
+    Option('datasets.*.num_worker_per_gpu', LOADER_WORKERS, 0, 'data-loading worker processes'),
     Option('datasets.*.pin_memory', Bool(), 'true on CUDA', 'pinned host memory for the batches'),
     Option('datasets.*.persistent_workers', Bool(), True, 'keep loader workers between epochs'),
     Option('datasets.*.prefetch_mode', Optional(Choice(('cuda',))), None, 'cuda: copy the next batch during a step'),
@@ -320,8 +320,6 @@ DATASET_COMMON_KEYS = {'name', 'type', 'phase', 'io_backend', 'filename_tmpl', '
                        'batch_size_per_gpu', 'pin_memory', 'prefetch_mode', 'persistent_workers'}
 # Keys the option parser fills in itself.
 INTERNAL_KEYS = {'is_train', 'dist', 'rank', 'world_size', 'auto_resume'}
-# Sections whose keys are the keyword arguments of a registered class, checked against its signature.
-TYPED_SECTIONS = {'network_g': 'arch', 'train.*_loss': 'loss'}
 
 
 def schema_option(key):
@@ -332,14 +330,6 @@ def schema_option(key):
         if len(pattern) == len(parts) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern)):
             return option
     return None
-
-
-def option_default(key):
-    """The declared default of ``key`` (e.g. ``'train.total_iter'``)."""
-    option = schema_option(key)
-    if option is None:
-        raise KeyError(key)
-    return option.default
 
 
 def keys_under(prefix):

@@ -196,3 +196,15 @@ def test_option_errors_of_the_training_model():
         prefetch([], 'cuda', torch.device('cpu'))
     with pytest.raises(OptionError, match="prefetch_mode: 'cpu' is not valid"):
         prefetch([], 'cpu', torch.device('cpu'))
+
+
+def test_a_checkpoint_with_a_non_finite_weight_is_never_written(tmp_path):
+    from basicsr.models.fusion_model import FusionModel, LossNotFiniteError
+    model = FusionModel({'num_gpu': 0, 'is_train': True, 'network_g': {'type': 'FISCNet', 'n_feat': 8},
+                         'train': {'ema_decay': 0.5, 'max_loss': {'type': 'MaxFusionLoss'}}})
+    name, weight = next((n, p) for n, p in model.net_g.named_parameters() if p.is_floating_point())
+    with torch.no_grad():
+        weight.view(-1)[0] = float('inf')
+    with pytest.raises(LossNotFiniteError, match=f'iteration 7: the weight params.{name} is not finite'):
+        model.save_network(tmp_path / 'net.pth', 7)
+    assert not any(tmp_path.iterdir())

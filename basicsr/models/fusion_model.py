@@ -16,7 +16,7 @@ from basicsr.metrics import higher_is_better
 from basicsr.metrics.set_scorer import SetScorer, tensor_to_uint8
 from basicsr.models.ema import ModelEMA
 from basicsr.models.lr_scheduler import build_scheduler
-from basicsr.utils.checkpoint import atomic_save, load_params, read_params
+from basicsr.utils.checkpoint import atomic_save, first_non_finite, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb, ycrcb_to_rgb
 from basicsr.utils.device import select_device
 from basicsr.utils.errors import InputError, OptionError
@@ -255,9 +255,9 @@ class FusionModel:
         if self.ema is not None:
             params['params_ema'] = self.ema.state_dict()
         for key, state in params.items():
-            for name, tensor in state.items():
-                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                    raise LossNotFiniteError(current_iter, f'the weight {key}.{name} is not finite')
+            bad = first_non_finite(state)
+            if bad is not None:
+                raise LossNotFiniteError(current_iter, f'the weight {key}.{bad} is not finite')
         return params
 
     def save_network(self, path, current_iter):

@@ -39,14 +39,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from basicsr.utils.execution import EXECUTION_MODES, prepare_input, prepare_network
-from basicsr.utils.memory import keep_freed_memory
+from basicsr.utils.errors import ArgumentParser
+
+# torch and the basicsr modules that import it are imported in the functions that use them, so that
+# --help and usage errors answer without loading them.
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / 'options' / 'train' / 'FISCNet.yml'
 MEMORY_POLICIES = ('release', 'keep')
+# basicsr.utils.execution.EXECUTION_MODES, repeated so that --help need not import torch (tests/test_help.py
+# checks them equal).
+EXECUTION_MODES = ('eager', 'channels_last', 'compile')
 
 
 def cpu_name():
@@ -60,6 +64,7 @@ def cpu_name():
 
 
 def device_name(device):
+    import torch
     device = torch.device(device)
     return torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name()
 
@@ -78,6 +83,8 @@ def peak_rss_mib():
 
 def set_up_process(config):
     """What every child applies first: threads, exact float32 matmuls, the memory policy."""
+    import torch
+    from basicsr.utils.memory import keep_freed_memory
     if config['threads']:
         torch.set_num_threads(config['threads'])
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -87,6 +94,7 @@ def set_up_process(config):
 
 
 def build_net(weights, device):
+    import torch
     from basicsr.archs.fiscnet_arch import FISCNet
     from basicsr.utils.checkpoint import load_params, read_params
     torch.manual_seed(0)  # every process builds the same random weights when no file is given
@@ -98,6 +106,8 @@ def build_net(weights, device):
 
 def measure_inference(config):
     """Time one inference configuration in this process; save its output to ``config['output']``."""
+    import torch
+    from basicsr.utils.execution import prepare_input, prepare_network
     set_up_process(config)
     device = torch.device(config['device'])
     mode = config['mode']
@@ -132,6 +142,7 @@ def measure_inference(config):
 
 def measure_training(config):
     """Iterations/s of the recipe's training step in this process."""
+    import torch
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.options import load_yaml
     set_up_process(config)
@@ -164,6 +175,7 @@ def measure_training(config):
 def measure_training_parts(config):
     """CPU seconds of each part of the recipe's training step (median over ``iters`` steps after
     ``warmup``), and the step's floating-point operations as counted by PyTorch."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.options import load_yaml
@@ -190,7 +202,7 @@ def measure_training_parts(config):
                                              for loss in model.losses.values()])
         timed('network backward (losses included)', lambda: sum(terms).backward())
         timed('optimizer and schedule', lambda: (model.optimizer.step(), model.scheduler.step()))
-        timed('EMA update', lambda: model.ema.update(model.net_g) if model.ema is not None else None)
+        timed('EMA update', lambda: model.ema.update(model.net_g, 1) if model.ema is not None else None)
 
     for _ in range(config['warmup']):
         step()
@@ -209,6 +221,7 @@ CONV_SHAPES = ((16, 16, 128), (32, 16, 128), (48, 16, 128), (16, 16, 64), (16, 1
 
 def measure_conv_rates(config):
     """GFLOP/s (CPU time) of forward and backward 3x3 convolutions of FISCNet's shapes, NCHW and channels_last."""
+    import torch
     import torch.nn.functional as F
     set_up_process(config)
     rows = []
@@ -332,8 +345,8 @@ def benchmark_conv_rates(args, common):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', help='cpu or cuda (default: cuda when available, else cpu)')
     parser.add_argument('--modes', nargs='+', choices=EXECUTION_MODES, default=list(EXECUTION_MODES),
                         help='execution modes; eager, the baseline, always runs first')
     parser.add_argument('--memory', nargs='+', choices=MEMORY_POLICIES, default=list(MEMORY_POLICIES),
@@ -363,6 +376,8 @@ def main():
         print(json.dumps(CHILD_TASKS[task](json.loads(config))))
         return
 
+    import torch
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     print(f'PyTorch {torch.__version__}, Python {platform.python_version()}, device {args.device} '
           f'({device_name(args.device)})\n')
     common = {'device': args.device, 'threads': args.threads, 'weights': args.weights, 'repeats': args.repeats}

@@ -12,19 +12,16 @@ import os
 for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_var, '1')
 
-import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from basicsr.utils.memory import keep_freed_memory  # noqa: E402
-from basicsr.metrics import (CONVENTIONS, DEFAULT_METRICS, METRIC_NAMES, METRICS, available_metrics,  # noqa: E402
-                             calculate_metrics)
+from basicsr.utils.errors import ArgumentParser  # noqa: E402
+
+# OpenCV, torch and the metrics are imported after the arguments are parsed, so that --help answers at once.
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / 'shared' / 'metrics-reference' / 'images'
 TRIPLE = 'VIFB_running_IFCNN'
@@ -35,6 +32,7 @@ SLOW = ('FMI_pixel', 'FMI_dct')
 
 
 def load_triple():
+    import cv2
     if REFERENCE.is_dir():
         images = [cv2.imread(str(REFERENCE / f'{TRIPLE}_{role}.png'), cv2.IMREAD_GRAYSCALE)
                   for role in ('ir', 'vi', 'fused')]
@@ -60,9 +58,14 @@ def median_seconds(func, repeat: int):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--repeat', type=int, default=20, help='timed runs per measurement (median is reported)')
     args = parser.parse_args()
+    import cv2
+    import torch
+    from basicsr.metrics import (CONVENTIONS, DEFAULT_METRICS, METRIC_NAMES, METRICS, available_metrics,
+                                 calculate_metrics)
+    from basicsr.utils.memory import keep_freed_memory
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     (ir, vi, fused), source = load_triple()

@@ -23,17 +23,21 @@ from typing import Callable
 
 import numpy as np
 
-from basicsr.data.saliency import MODES, read_gray_u8, saliency_mask, write_pair_mask
-from basicsr.utils.img_util import write_image
+from basicsr.utils.errors import ArgumentParser
+
+# basicsr.data.saliency and basicsr.utils.img_util (they load OpenCV and torch) are imported in the
+# functions that use them, so that --help and usage errors answer without loading them.
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SET = REPO.parent / 'shared' / 'data' / 'MSRS'
 DEFAULT_STEM = '00004N'
+# basicsr.data.saliency.MODES, repeated so that --help need not import it (tests/test_help.py checks them equal).
+MODES = ('binary', 'weight')
 
 
 def parse_args() -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--ir', type=Path, help='infrared image (default: MSRS 00004N, else random)')
     parser.add_argument('--vi', type=Path, help='visible image of the same size')
     parser.add_argument('--mode', choices=MODES, default='binary')
@@ -43,6 +47,7 @@ def parse_args() -> argparse.Namespace:
 
 def stage_pair(work: Path, ir: Path | None, vi: Path | None) -> tuple[Path, Path, str]:
     """Copy the pair to ``work/ir`` and ``work/vi`` (VSM takes folders); returns the copies and a label."""
+    from basicsr.utils.img_util import write_image
     if ir is None or vi is None:
         ir, vi = DEFAULT_SET / 'ir' / f'{DEFAULT_STEM}.png', DEFAULT_SET / 'vi' / f'{DEFAULT_STEM}.png'
         label = f'MSRS {DEFAULT_STEM}'
@@ -93,6 +98,7 @@ def time_octave(work: Path, ir: Path, vi: Path, mode: str, repeats: int) -> tupl
 def main() -> int:
     """Print the timing table (Markdown)."""
     args = parse_args()
+    from basicsr.data.saliency import read_gray_u8, saliency_mask, write_pair_mask
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ir, vi, label = stage_pair(work, args.ir, args.vi)

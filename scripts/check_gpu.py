@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors
+
+# torch and the basicsr modules that import it are imported in the functions that use them, so that
+# --help and usage errors answer without loading them.
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / 'options' / 'train' / 'FISCNet.yml'
@@ -58,7 +60,7 @@ class Outcome:
 @dataclass
 class Context:
     """What the checks share: the device, inputs and options."""
-    device: torch.device
+    device: 'torch.device'
     pairs: Path = None
     weights: Path = None
     steps: int = 200
@@ -96,6 +98,7 @@ def curve_difference(reference, other):
 
 def load_network(weights, device):
     """FISCNet on ``device`` in eval mode: the weights of the checkpoint ``weights``, or seeded random ones for None."""
+    import torch
     from basicsr.archs.fiscnet_arch import FISCNet
     from basicsr.utils.checkpoint import load_params, read_params
     torch.manual_seed(0)
@@ -115,12 +118,14 @@ def read_pairs(folder, limit=None):
 
 def fuse_raw_y(net, vis, ir, device):
     """The raw (unclamped) fused Y of one pair as a float64 array, computed on ``device``."""
+    import torch
     from basicsr.utils.color_util import rgb_to_ycrcb
     with torch.inference_mode():
         return net(rgb_to_ycrcb(vis.to(device)), ir.to(device)).double().cpu().numpy()
 
 
 def set_tf32(enabled):
+    import torch
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
 
@@ -146,6 +151,7 @@ def compare_inference(pairs, weights, device, tf32_modes=(False, True)):
 
 def synthetic_batches(count, batch, crop, seed=0):
     """``count`` fixed training batches (ir, vis, binary mask) in [0, 1], the same on every call."""
+    import torch
     generator = torch.Generator().manual_seed(seed)
     return [{'ir': torch.rand(batch, 1, crop, crop, generator=generator),
              'vis': torch.rand(batch, 3, crop, crop, generator=generator),
@@ -154,6 +160,7 @@ def synthetic_batches(count, batch, crop, seed=0):
 
 def training_model(device, amp=None, dist=False):
     """The recipe's FusionModel (losses, Adam, schedule, EMA) on ``device``, seeded; ``amp``: None, 'bf16', 'fp16'."""
+    import torch
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.options import load_yaml
     recipe = load_yaml(RECIPE)
@@ -276,6 +283,7 @@ def check_amp(ctx):
 
 
 def check_prefetch(ctx):
+    import torch
     from torch.utils.data import DataLoader
     from basicsr.data.prefetcher import prefetch
     samples = [{k: v[0] for k, v in batch.items()} for batch in synthetic_batches(8, 1, ctx.crop)]
@@ -297,6 +305,7 @@ def check_ddp(ctx):
 
 
 def check_oom(ctx):
+    import torch
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.memory import CPU_INFERENCE_BYTES_PER_PIXEL
     total = torch.cuda.get_device_properties(ctx.device).total_memory
@@ -377,6 +386,7 @@ def status_word(passed):
 
 def environment_lines(device):
     """Markdown bullet lines naming the machine, the GPU and the versions."""
+    import torch
     lines = [f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f'- PyTorch {torch.__version__}, Python {platform.python_version()}, {platform.platform()}',
              f'- host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
@@ -406,6 +416,7 @@ def format_report(results, environment, command):
 
 def require_cuda():
     """Raises OptionError when this machine cannot run the checks."""
+    import torch
     if not torch.cuda.is_available():
         raise OptionError('no CUDA device is available to this PyTorch (torch.cuda.is_available() is False); '
                           'run scripts/check_gpu.py on a machine with an NVIDIA GPU and a CUDA build of PyTorch')
@@ -423,6 +434,7 @@ def main(argv=None):
     parser.add_argument('--budget', type=float, default=450, help='seconds after which no further check starts')
     parser.add_argument('--only', nargs='+', choices=list(CHECKS), help='run only these checks')
     args = parser.parse_args(argv)
+    import torch
     require_cuda()
     if args.weights == 'random':
         args.weights = None

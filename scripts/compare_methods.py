@@ -31,23 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from basicsr.data import build_dataset, build_test_loader
-from basicsr.data.fusion_test_dataset import resolve_root
-from basicsr.data.pairing import pair_by_stem
-from basicsr.metrics import DEFAULT_METRICS, calculate_metrics, check_metric_names, higher_is_better, read_gray_uint8
-from basicsr.metrics.base import check_convention
-from basicsr.metrics.report import summarize, write_metrics_csv
-from basicsr.models.fusion_model import FusionModel
 from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors, writing
-from basicsr.utils.experiment import RunLock, archive_existing, check_output_location
-from basicsr.utils.img_util import decode_image_file, write_image
-from basicsr.utils.memory import keep_freed_memory
 from basicsr.utils.options import (FolderName, Int, MetricNames, apply_overrides, check_dataset_section, check_keys,
                                    check_run_layout, load_yaml, validate)
 from basicsr.utils.registry import DATASET_REGISTRY
+
+# torch and the basicsr modules that import it (data, metrics, models, images) are imported in the
+# functions that use them, so that --help and usage errors answer without loading them.
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import device_name  # noqa: E402  (a sibling script)
@@ -81,6 +71,7 @@ def load_options(path, overrides=None):
     Raises:
         OptionError: a missing file, an unknown key, a bad value or a method that cannot be built.
     """
+    from basicsr.metrics.base import check_convention
     opt = load_yaml(path)
     apply_overrides(opt, overrides)
     check_keys(opt, '', COMPARE_KEYS)
@@ -117,6 +108,7 @@ def load_options(path, overrides=None):
 
 
 def metric_names(names, convention):
+    from basicsr.metrics import DEFAULT_METRICS, check_metric_names
     if names == 'default':
         return list(DEFAULT_METRICS[convention])
     names = check_metric_names([names] if isinstance(names, str) else list(names or []))
@@ -188,6 +180,8 @@ def method_options(path, compare_opt):
 
 def count_gflops(net, height, width, device):
     """GFLOPs of one forward pass on a (1, 3, H, W) visible and (1, 1, H, W) infrared input."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
     vis = torch.rand(1, 3, height, width, device=device)
     ir = torch.rand(1, 1, height, width, device=device)
     counter = FlopCounterMode(display=False)
@@ -198,11 +192,13 @@ def count_gflops(net, height, width, device):
 
 def synchronize(device):
     if device.type == 'cuda':
+        import torch
         torch.cuda.synchronize(device)
 
 
 def fuse_and_time(model, loader, save_dir, warmup):
     """Fuse every pair into ``save_dir/<stem>.png``; return the per-pair times in ms (warm-up excluded)."""
+    from basicsr.utils.img_util import write_image
     times = []
     for index, data in enumerate(loader):
         model.feed_data(data)
@@ -221,12 +217,15 @@ def fuse_and_time(model, loader, save_dir, warmup):
 
 def mean_size(dataset):
     """The set's mean infrared image size (H, W), rounded."""
+    from basicsr.utils.img_util import decode_image_file
     sizes = [decode_image_file(paths['ir']).shape[:2] for _, paths in dataset.samples]
     return round(statistics.fmean(h for h, _ in sizes)), round(statistics.fmean(w for _, w in sizes))
 
 
 def run_network(method, sets, out, warmup, flops_at):
     """Fuse every set with ``method``; fill its params, GFLOPs and latencies. Returns the device."""
+    from basicsr.data import build_test_loader
+    from basicsr.models.fusion_model import FusionModel
     model = FusionModel(method.options)
     method.params = sum(p.numel() for p in model.net_g.parameters())
     for set_name, (dataset, set_opt, size) in sets.items():
@@ -246,6 +245,9 @@ def fused_folder(method, set_name, out):
 
 def score_method(ir_dir, vi_dir, fused_dir, names, convention, csv_path):
     """Score every fused image from its file (as the metrics CLI does); write the per-image CSV."""
+    from basicsr.data.pairing import pair_by_stem
+    from basicsr.metrics import calculate_metrics, read_gray_uint8
+    from basicsr.metrics.report import write_metrics_csv
     pairs = pair_by_stem({'ir': ir_dir, 'vi': vi_dir, 'fused': fused_dir})
     rows = []
     for stem, paths in pairs:
@@ -271,6 +273,9 @@ def best_rows(values, higher):
 
 def comparison_columns(methods, set_name, rows_by_method, names, flops_at, size):
     """Columns as (header, per-method cells, per-method values, higher is better)."""
+    from basicsr.metrics import higher_is_better
+    from basicsr.metrics.report import summarize
+
     def flops_header(entry):
         height, width = size if entry == 'mean' else entry
         return f"GFLOPs @ {width}x{height}" + (' (mean size)' if entry == 'mean' else '')
@@ -331,6 +336,7 @@ def table_notes(set_name, count, size, convention, device, warmup, methods):
 
 def compare(opt, out):
     """Run the comparison of ``opt`` (see :func:`load_options`) into ``out``; return the Markdown tables."""
+    from basicsr.data import build_dataset
     methods = build_methods(opt)
     sets = {}
     for key, set_opt in opt['datasets'].items():
@@ -346,6 +352,7 @@ def compare(opt, out):
 
 def comparison_inputs(opt, methods, sets):
     """Everything the comparison reads, which its output folder may not be, contain or lie inside."""
+    from basicsr.data.fusion_test_dataset import resolve_root
     inputs = {'option file': opt['option_file']}
     for set_name, (_, set_opt, _) in sets.items():
         for role in ('dataroot_ir', 'dataroot_vi'):
@@ -370,6 +377,7 @@ def prepare_output_folder(out, inputs):
         InputError: ``out`` is an input's place, is used by a live run, or holds something that is
             not an earlier comparison (it would be renamed away).
     """
+    from basicsr.utils.experiment import RunLock, archive_existing, check_output_location
     check_output_location(out, inputs, '--out')
     lock = RunLock(out).acquire()
     try:
@@ -390,6 +398,8 @@ def prepare_output_folder(out, inputs):
 
 def run_comparison(opt, methods, sets, out):
     """Fuse, time, count and score every method into the prepared ``out``; return the Markdown tables."""
+    from basicsr.data.fusion_test_dataset import resolve_root
+    from basicsr.utils.img_util import write_image
     device = None
     for method in methods:
         if method.options is not None:
@@ -416,6 +426,7 @@ def device_label(device):
     if device is None:
         return 'n/a'
     if device.type == 'cpu':
+        import torch
         return f'CPU ({device_name(device)}, {torch.get_num_threads()} threads)'
     return f'GPU ({device_name(device)})'
 
@@ -426,6 +437,7 @@ def main(argv=None):
     parser.add_argument('--out', type=Path, help='output folder (default: results/<name>)')
     parser.add_argument('--force_yml', nargs='+', metavar='KEY.PATH=VALUE', help='override options')
     args = parser.parse_args(argv)
+    from basicsr.utils.memory import keep_freed_memory
     opt = load_options(args.opt, args.force_yml)
     keep_freed_memory()
     out = args.out or Path('results') / str(opt['name'])

@@ -13,11 +13,12 @@ import csv
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from basicsr.utils.download_util import copy_verified, download, file_sha256, pixels_sha256, verify
 from basicsr.utils.errors import ArgumentParser, InputError, report_user_errors
-from basicsr.utils.img_util import write_image
+
+# tqdm and basicsr.utils.img_util (it loads torch) are imported in the functions that use them, so
+# that --help and usage errors answer without loading them.
 
 MANIFEST = Path(__file__).resolve().parent / 'manifests' / 'datasets.csv'
 RAW_URL = 'https://raw.githubusercontent.com/{repo}/{commit}/{src}'
@@ -41,6 +42,7 @@ def is_present(path, row):
 
 
 def fetch_remote(row, dst):
+    from basicsr.utils.img_util import write_image
     url = RAW_URL.format(**row)
     if not row['pixels_sha256']:
         download(url, dst)
@@ -69,6 +71,7 @@ def main(argv=None):
     if unknown:
         raise InputError(f'--sets: unknown set(s) {", ".join(unknown)}; available: {", ".join(available)}')
 
+    from tqdm import tqdm
     todo = [r for r in rows if r['set'] in args.sets]
     fetched = 0
     for row in tqdm(todo, desc='datasets', unit='file'):

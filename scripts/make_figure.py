@@ -10,23 +10,24 @@ keeping its aspect ratio; the method names head the columns and the stems label 
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from basicsr.data.pairing import pair_by_stem
 from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors
-from basicsr.utils.img_util import decode_image_file, write_image
+
+# OpenCV and the basicsr image modules (they load torch) are imported in the functions that use
+# them, so that --help and usage errors answer without loading them.
 
 WHITE = 255
 GAP = 4            # pixels between cells
 HEADER_HEIGHT = 28
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 DEFAULT_ROWS = 3
 DEFAULT_CELL_HEIGHT = 240
 
 
 def read_rgb_uint8(path):
     """An image file as (H, W, 3) uint8 RGB (gray replicated, 16-bit scaled down)."""
+    import cv2
+    from basicsr.utils.img_util import decode_image_file
     img = decode_image_file(path, cv2.IMREAD_COLOR)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
@@ -40,6 +41,7 @@ def as_rgb(img):
 
 
 def scale_to_height(img, height):
+    import cv2
     h, w = img.shape[:2]
     width = max(1, round(w * height / h))
     interpolation = cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
@@ -48,13 +50,15 @@ def scale_to_height(img, height):
 
 def text_band(text, width, height):
     """A white (height, width, 3) band with ``text`` centred, shrunk to fit the width."""
+    import cv2
+    font = cv2.FONT_HERSHEY_SIMPLEX
     band = np.full((height, width, 3), WHITE, np.uint8)
     scale, thickness = 0.6, 1
-    while scale > 0.25 and cv2.getTextSize(text, FONT, scale, thickness)[0][0] > width - 4:
+    while scale > 0.25 and cv2.getTextSize(text, font, scale, thickness)[0][0] > width - 4:
         scale -= 0.05
-    (text_w, text_h), _ = cv2.getTextSize(text, FONT, scale, thickness)
+    (text_w, text_h), _ = cv2.getTextSize(text, font, scale, thickness)
     origin = ((width - text_w) // 2, (height + text_h) // 2)
-    cv2.putText(band, text, origin, FONT, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    cv2.putText(band, text, origin, font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return band
 
 
@@ -131,6 +135,7 @@ def choose_stems(pairs, wanted=None, count=DEFAULT_ROWS):
 
 def figure_from_folders(ir, vi, methods, stems=None, cell_height=DEFAULT_CELL_HEIGHT):
     """The grid of :func:`make_grid` for the files of ``ir``, ``vi`` and ``methods`` (name -> folder)."""
+    from basicsr.data.pairing import pair_by_stem
     folders = {'IR': ir, 'VI': vi, **methods}
     if len(folders) != 2 + len(methods):
         raise OptionError("method names must differ from each other and from 'IR' and 'VI'")
@@ -169,6 +174,7 @@ def main(argv=None):
     methods = dict(parse_method(text) for text in args.fused)
     stems = [s.strip() for s in args.stems.split(',') if s.strip()] if args.stems else None
     check_figure_path(args.out, {'--ir': args.ir, '--vi': args.vi, **{f'--fused {n}': d for n, d in methods.items()}})
+    from basicsr.utils.img_util import write_image
     write_image(args.out, figure_from_folders(args.ir, args.vi, methods, stems, args.cell_height))
     print(f'wrote {args.out}')
 

@@ -29,7 +29,6 @@ import math
 import re
 from pathlib import Path
 
-from basicsr.metrics import higher_is_better
 from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors
 
 # The lines train.py logs (basicsr/utils/logger.py prefixes them with the time and level).
@@ -186,6 +185,7 @@ def first_within(points, reference, tolerance=WITHIN):
 
 
 def best_value(name, points):
+    from basicsr.metrics import higher_is_better  # it loads torch: imported here so that --help answers at once
     values = [v for v in points.values() if not math.isnan(v)]
     if not values:
         return math.nan

@@ -281,11 +281,3 @@ def test_summary_and_table():
                          ['EN', 'VIF'], digits=2)
     assert table.splitlines() == ['method  EN           VIF', 'A       6.00 ± 0.00  n/a', 'Bee     8.00 ± 0.00  n/a']
     assert format_table({'A': [{'EN': 6.0}]}, ['EN'], label='set', with_std=False).splitlines()[1] == 'A    6.0000'
-
-
-def test_docstring_examples():
-    for module in (metrics.image, metrics.intensity, metrics.information, metrics.similarity, metrics.vif,
-                   metrics.edges, metrics.ssim, metrics.fmi, metrics.perceptual, metrics.conventions,
-                   metrics.report):
-        failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert failures == 0, module.__name__

@@ -40,7 +40,14 @@ def test_parse_fills_phase_paths_and_defaults(tmp_path):
 
 
 def test_debug_prefixes_the_name(tmp_path):
-    assert parse(tmp_path, BASE, '--debug')['name'] == 'debug_demo'
+    assert parse(tmp_path, BASE, '--debug', is_train=True)['name'] == 'debug_demo'
+
+
+@pytest.mark.parametrize('flag', ['--debug', '--auto_resume'])
+def test_test_py_takes_no_training_flags(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as done:
+        parse(tmp_path, BASE, flag)
+    assert done.value.code == 2 and f'unrecognized arguments: {flag}' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('override, message', [
@@ -98,3 +105,9 @@ def test_a_train_set_without_type_is_checked_as_a_training_set(tmp_path):
     opt['datasets']['train']['gt_sise'] = 64
     with pytest.raises(OptionError, match="did you mean 'gt_size'"):
         parse(tmp_path, opt, is_train=True)
+
+
+def test_the_schema_names_every_8_bit_conversion():
+    from basicsr.utils.img_util import TO_8BIT
+    from basicsr.utils.options import TO_8BIT_NAMES
+    assert TO_8BIT_NAMES == tuple(TO_8BIT)

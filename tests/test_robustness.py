@@ -92,14 +92,14 @@ def scene(tmp_path, rng):
 # ------------------------------------------------------------------------------ fuse.py: inputs never written
 
 @pytest.mark.parametrize('args, message', [
-    (['--ir', 'scene/ir.png', '--vis', 'scene/vis.png', '--out', 'scene'], '--out scene: contains the --ir input'),
-    (['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'scene/ir'], '--out scene/ir: is the --ir input'),
-    (['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'scene/vi/fused'], 'lies inside the --vis input'),
-    (['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', '.'], '--out .: contains the --ir input'),
-    (['--ir', 'scene/ir.png', '--vis', 'scene/vis.png', '--out', 'scene/ir.png'], 'is the --ir input'),
-    (['--ir', 'scene/ir.png', '--vis', 'scene/vis.png', '--out', 'scene/vis.png/x'], 'lies under the file'),
-    (['--ir', 'scene/ir', '--vis', 'scene/ir', '--out', 'out'], '--ir and --vis are both scene/ir'),
-    (['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'out', '--device', 'gpu'], "invalid choice: 'gpu'"),
+    (['--ir', 'scene/ir.png', '--vi', 'scene/vis.png', '--out', 'scene'], '--out scene: contains the --ir input'),
+    (['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'scene/ir'], '--out scene/ir: is the --ir input'),
+    (['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'scene/vi/fused'], 'lies inside the --vi input'),
+    (['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', '.'], '--out .: contains the --ir input'),
+    (['--ir', 'scene/ir.png', '--vi', 'scene/vis.png', '--out', 'scene/ir.png'], 'is the --ir input'),
+    (['--ir', 'scene/ir.png', '--vi', 'scene/vis.png', '--out', 'scene/vis.png/x'], 'lies under the file'),
+    (['--ir', 'scene/ir', '--vi', 'scene/ir', '--out', 'out'], '--ir and --vi are both scene/ir'),
+    (['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'out', '--device', 'gpu'], "invalid choice: 'gpu'"),
 ])
 def test_fuse_refuses_outputs_on_its_inputs(scene, capsys, random_checkpoint, args, message):
     before = digests(scene)
@@ -111,7 +111,7 @@ def test_fuse_refuses_outputs_on_its_inputs(scene, capsys, random_checkpoint, ar
 def test_fuse_output_path_is_or_lies_under_a_file(scene, capsys, random_checkpoint):
     (scene.parent / 'note.txt').write_text('keep')
     for out, message in (('note.txt', 'is the file'), ('note.txt/sub', 'lies under the file')):
-        status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', out,
+        status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', out,
                                          '--weights', str(random_checkpoint)])
         one_error_line(capsys, status, message)
     assert (scene.parent / 'note.txt').read_text() == 'keep'
@@ -124,7 +124,7 @@ def test_fuse_output_path_is_or_lies_under_a_file(scene, capsys, random_checkpoi
 ])
 def test_fuse_without_weights_stops(scene, capsys, weights, message):
     extra = [] if weights is None else ['--weights', weights]
-    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'out', *extra])
+    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'out', *extra])
     assert '--weights random' in one_error_line(capsys, status, message)
     assert not (scene.parent / 'out').exists()
 
@@ -136,7 +136,7 @@ def test_a_non_finite_checkpoint_names_the_file_and_the_first_bad_key(scene, cap
     key = [k for k, v in params.items() if v.is_floating_point()][2]
     params[key].view(-1)[0] = bad_value
     torch.save({'params': params}, 'bad.pth')
-    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'out', '--weights', 'bad.pth'])
+    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'out', '--weights', 'bad.pth'])
     one_error_line(capsys, status, f'bad.pth: the weight {key} holds NaN or infinite values')
     assert not (scene.parent / 'out').exists()
 
@@ -144,7 +144,7 @@ def test_a_non_finite_checkpoint_names_the_file_and_the_first_bad_key(scene, cap
 def test_a_non_finite_network_output_stops_naming_the_image(scene, capsys, random_checkpoint, monkeypatch):
     from basicsr.archs.fiscnet_arch import FISCNet
     monkeypatch.setattr(FISCNet, 'forward', lambda self, vis, ir: torch.full_like(ir[:, :1], float('inf')))
-    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'out',
+    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'out',
                                      '--weights', str(random_checkpoint), '--device', 'cpu', '--execution', 'eager'])
     one_error_line(capsys, status, 'a: the network output is not finite')
     assert not list((scene.parent / 'out').glob('*.png'))
@@ -164,7 +164,6 @@ def write_options(file, **changes):
 @pytest.mark.parametrize('override, message', [
     ('train.total_iter=-1', 'train.total_iter: -1 is not valid; expected an integer >= 1'),
     ('train.total_iter=2.5', 'train.total_iter: 2.5 is not valid; expected an integer'),
-    ('train.total_iter=1e5', 'written without a decimal point or exponent'),
     ('train.ema_decay=2.0', 'train.ema_decay: 2.0 is not valid; expected a number >= 0 and < 1'),
     ('train.ema_decay=1', 'train.ema_decay: 1 is not valid'),
     ("val.save_img='no'", "val.save_img: 'no' is not valid; expected true or false"),
@@ -186,7 +185,7 @@ def write_options(file, **changes):
     ('train.max_loss={type: MaxFusionLoss, loss_weight: -1}', 'train.max_loss.loss_weight: -1 is not valid'),
     ('train.grad_clip=0', 'train.grad_clip: 0 is not valid'),
     ('num_gpu=two', "num_gpu: 'two' is not valid"),
-    ('model_type=FusionMaskModel', "model_type: no model named 'FusionMaskModel'"),
+    ('model_type=FusionModels', "model_type: no model named 'FusionModels'"),
     ('network_g.type=FISCNett', "network_g.type: no arch named 'FISCNett'"),
     ('manual_seed=-1', 'manual_seed: -1 is not valid'),
     ('path.pretrain_network_g=5', 'path.pretrain_network_g: 5 is not valid; expected a path'),
@@ -255,7 +254,7 @@ def test_an_option_file_that_is_not_text_or_a_folder(tmp_path):
 # ------------------------------------------------------------------------------ test.py
 
 def run_test_py(argv):
-    from test import test_pipeline
+    from basicsr.test import test_pipeline
     return exit_status(test_pipeline, argv)
 
 
@@ -363,7 +362,7 @@ def test_float_and_int_tiffs_get_one_message_everywhere(tmp_path, dtype, channel
 
 def test_the_tools_refuse_a_bomb_and_a_float_tiff_in_one_line(scene, capsys, random_checkpoint):
     png_header_only(scene / 'ir' / 'b.png', 60000, 60000)
-    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vis', 'scene/vi', '--out', 'out',
+    status = exit_status(FUSE.main, ['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'out',
                                      '--weights', str(random_checkpoint)])
     one_error_line(capsys, status, 'b.png: 60000x60000 is 3,600,000,000 pixels')
     status = SALIENCY.main(['--ir', 'scene/ir', '--vi', 'scene/vi', '--out', 'masks'])
@@ -493,7 +492,7 @@ def train_options(name='run', **train):
 
 
 def run_train_py(tmp_path, opt, *extra):
-    from train import main
+    from basicsr.train import main
     (tmp_path / 'opt.yml').write_text(yaml.safe_dump(opt))
     old_argv, old_cwd = sys.argv, os.getcwd()
     sys.argv, _ = ['train.py', '-opt', str(tmp_path / 'opt.yml'), *extra], os.chdir(tmp_path)
@@ -572,7 +571,7 @@ def test_the_reported_data_loss_cases_from_the_shell(scene, random_checkpoint):
     """fuse.py --out on the inputs' folder, as first reported: exit 2, one line, the infrared input intact."""
     before = digests(scene)
     done = subprocess.run([sys.executable, str(REPO / 'scripts' / 'fuse.py'), '--ir', 'scene/ir.png',
-                           '--vis', 'scene/vis.png', '--out', 'scene', '--weights', str(random_checkpoint)],
+                           '--vi', 'scene/vis.png', '--out', 'scene', '--weights', str(random_checkpoint)],
                           capture_output=True, text=True, cwd=scene.parent)
     assert done.returncode == 2 and done.stderr.startswith('error: ') and done.stderr.count('\n') == 1, done.stderr
     assert digests(scene) == before

@@ -13,7 +13,7 @@ MSRS_REFERENCE_STEMS = ('00004N', '00008N', '00012N', '00016N', '00020N')
 
 
 def run_script(*args, cwd):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
 def write_options(path, sets, weights):
@@ -94,11 +94,11 @@ def test_bad_input_gives_one_line_error(tmp_path, pair_folders, random_checkpoin
 
 def test_fuse_py_on_files_and_folders(tmp_path, pair_folders, random_checkpoint):
     ir, vi = pair_folders
-    result = run_script(REPO / 'scripts' / 'fuse.py', '--ir', ir, '--vis', vi, '--out', tmp_path / 'out',
+    result = run_script(REPO / 'scripts' / 'fuse.py', '--ir', ir, '--vi', vi, '--out', tmp_path / 'out',
                         '--weights', random_checkpoint, '--device', 'cpu', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png', 'b.png', 'c.png']
-    result = run_script(REPO / 'scripts' / 'fuse.py', '--ir', ir / 'b.png', '--vis', vi / 'c.png',
+    result = run_script(REPO / 'scripts' / 'fuse.py', '--ir', ir / 'b.png', '--vi', vi / 'c.png',
                         '--out', tmp_path / 'one', '--weights', random_checkpoint, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (tmp_path / 'one').iterdir()] == ['b.png']
@@ -108,9 +108,9 @@ def test_fuse_py_errors(tmp_path, pair_folders, random_checkpoint, rng):
     ir, vi = pair_folders
     write_image_file(tmp_path / 'big.png', smooth_image(rng, 30, 30, 3))
     cases = [
-        (['--ir', ir / 'a.png', '--vis', tmp_path / 'big.png'], 'big.png: 30x30 but its infrared partner a.png is 32x24'),
-        (['--ir', ir, '--vis', vi / 'a.png'], 'give two image files or two folders'),
-        (['--ir', tmp_path / 'absent', '--vis', vi], 'absent: no such file or folder'),
+        (['--ir', ir / 'a.png', '--vi', tmp_path / 'big.png'], 'big.png: 30x30 but its infrared partner a.png is 32x24'),
+        (['--ir', ir, '--vi', vi / 'a.png'], 'give two image files or two folders'),
+        (['--ir', tmp_path / 'absent', '--vi', vi], 'absent: no such file or folder'),
     ]
     for args, message in cases:
         result = run_script(REPO / 'scripts' / 'fuse.py', *args, '--out', tmp_path / 'out',

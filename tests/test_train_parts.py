@@ -130,14 +130,28 @@ def test_a_restored_schedule_continues_where_it_stopped():
 
 def test_ema_averages_parameters_and_copies_buffers():
     net = torch.nn.BatchNorm1d(2)
-    ema = ModelEMA(net, decay=0.9)
+    ema = ModelEMA(net, decay=0.9, warmup=False)
     with torch.no_grad():
         net.weight.fill_(2.0)
         net.running_mean.fill_(5.0)
-    ema.update(net)
+    ema.update(net, 1)
     torch.testing.assert_close(ema.net.weight, torch.full((2,), 0.9 * 1.0 + 0.1 * 2.0))
     torch.testing.assert_close(ema.net.running_mean, torch.full((2,), 5.0))
     assert not ema.net.weight.requires_grad
+
+
+def test_ema_warm_up_follows_its_formula():
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = ModelEMA(net, decay=0.999)
+    expected = net.weight.item()
+    for step in range(1, 30):
+        with torch.no_grad():
+            net.weight.fill_(float(step))
+        ema.update(net, step)
+        decay = min(0.999, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * step
+    assert ema.net.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert ema.decay_at(10 ** 6) == 0.999 and ModelEMA(net, 0.999, warmup=False).decay_at(1) == 0.999
 
 
 def test_states_round_trip_rngs_and_a_damaged_newest_state_is_skipped(tmp_path):

@@ -23,7 +23,7 @@ def batches(count=3, batch=2, crop=16):
 
 
 def plain_eager_steps(data, ema_decay):
-    """The recipe written out in plain PyTorch: per-parameter Adam and EMA, float32, NCHW."""
+    """The recipe written out in plain PyTorch: per-parameter Adam and EMA (with its warm-up), float32, NCHW."""
     torch.manual_seed(0)
     net = FISCNet(**{k: v for k, v in RECIPE['network_g'].items() if k != 'type'}).train()
     ema = copy.deepcopy(net)
@@ -32,16 +32,17 @@ def plain_eager_steps(data, ema_decay):
                             weight_decay=optim['weight_decay'], foreach=False)
     losses = [build_loss(RECIPE['train'][key]) for key in LOSS_KEYS]
     curve = []
-    for batch in data:
+    for step, batch in enumerate(data, 1):
         adam.zero_grad(set_to_none=True)
         vis = rgb_to_ycrcb(batch['vis'])
         fused = net(vis, batch['ir']).clamp(0, 1)
         terms = [loss(fused, vis[:, :1], batch['ir'], batch['mask']) for loss in losses]
         sum(terms).backward()
         adam.step()
+        decay = min(ema_decay, (1 + step) / (10 + step))  # the EMA's warm-up
         with torch.no_grad():
             for ema_param, param in zip(ema.parameters(), net.parameters()):
-                ema_param.mul_(ema_decay).add_(param, alpha=1 - ema_decay)
+                ema_param.mul_(decay).add_(param, alpha=1 - decay)
         curve.append([term.item() for term in terms])
     return curve, net, ema
 
@@ -67,12 +68,12 @@ def test_the_default_step_equals_plain_eager_float32_exactly():
 def test_the_multi_tensor_ema_update_equals_the_per_parameter_formula():
     torch.manual_seed(0)
     net = FISCNet(n_feat=8)
-    ema = ModelEMA(net, 0.9)
+    ema = ModelEMA(net, 0.9, warmup=False)
     expected = [p.detach().clone() for p in ema.net.parameters()]
     with torch.no_grad():
         for param in net.parameters():
             param.add_(torch.randn_like(param))
-    ema.update(net)
+    ema.update(net, 1)
     for reference, param, trained in zip(expected, ema.net.parameters(), net.parameters()):
         assert torch.equal(param, reference.mul(0.9).add(trained, alpha=0.1))
     for ema_buffer, buffer in zip(ema.net.buffers(), net.buffers()):

@@ -68,7 +68,7 @@ def test_ship_reproduces_the_released_raw_output(released, set_name, stem):
 def test_method_test_yml_reproduces_the_released_images(tmp_path, method):
     """options/test/<Method>.yml as shipped (only the folders and weights path changed) writes the
     released test script's PNGs: SeAFusion's min-max stretched and truncated, SHIP's rounded."""
-    from test import test_pipeline
+    from basicsr.test import test_pipeline
     weights = require_shared('weights', f'{method}_official.pth')
     overrides = [f'path.pretrain_network_g={weights}', 'num_gpu=0', 'val.metrics=~',
                  f'path.results_root={tmp_path / "results"}', 'datasets={}']

@@ -56,9 +56,25 @@ def load_sample(paths, resize_vi_to_ir=False, min_size=MIN_SIZE):
             is smaller than ``min_size`` pixels in height or width.
     """
     images = {role: read_image(path) for role, path in paths.items()}
+    return match_pair(images, paths, resize_vi_to_ir, min_size)
+
+
+def match_pair(images, names, resize_vi_to_ir=False, min_size=MIN_SIZE):
+    """Check that ``images`` (role -> (H, W, 3) float32) form one pair the network can fuse.
+
+    Args:
+        names (dict): role -> the file (or label) each message names.
+
+    Returns:
+        dict: ``images``, the visible one resized to the infrared size when ``resize_vi_to_ir``.
+
+    Raises:
+        InputError: sizes differ (unless ``resize_vi_to_ir``) or the infrared image is smaller
+            than ``min_size`` pixels in height or width.
+    """
     ir_h, ir_w = images['ir'].shape[:2]
     if ir_h < min_size or ir_w < min_size:
-        raise InputError(f"{paths['ir']}: {ir_w}x{ir_h} is below the network's minimum size "
+        raise InputError(f"{names['ir']}: {ir_w}x{ir_h} is below the network's minimum size "
                          f'{min_size}x{min_size}; upscale or pad the image, or remove the pair')
     for role in ('vi', 'mask'):
         if role not in images or images[role].shape[:2] == (ir_h, ir_w):
@@ -70,7 +86,7 @@ def load_sample(paths, resize_vi_to_ir=False, min_size=MIN_SIZE):
                                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         else:
             hint = ' or enable resize_vi_to_ir' if role == 'vi' else ''
-            raise InputError(f'{paths[role]}: {w}x{h} but its infrared partner {paths["ir"].name} is '
+            raise InputError(f'{names[role]}: {w}x{h} but its infrared partner {Path(str(names["ir"])).name} is '
                              f'{ir_w}x{ir_h}; register the pair to one size{hint}')
     return images
 

@@ -24,7 +24,9 @@ from basicsr.utils.execution import check_mode, prepare_input, prepare_network, 
 from basicsr.utils.img_util import TO_8BIT, write_image
 from basicsr.utils.logger import get_root_logger
 from basicsr.utils.memory import check_cpu_inference_fits, is_out_of_memory, out_of_memory_error
+from basicsr.utils.options import option_value
 from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.tiling import check_tiling, fuse_in_tiles
 
 OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
@@ -69,6 +71,12 @@ class FusionModel:
         self.to_8bit = opt.get('to_8bit', 'round')
         if self.to_8bit not in TO_8BIT:
             raise OptionError(f"to_8bit: {self.to_8bit!r} is not a conversion; use one of: {', '.join(TO_8BIT)}")
+        tile, overlap = opt.get('tile'), option_value(opt, 'tile_overlap')
+        if tile:
+            try:
+                check_tiling(tile, overlap)
+            except ValueError as err:
+                raise OptionError(f'tile: {tile}, tile_overlap: {overlap}: {err}') from None
         execution = check_mode(opt.get('execution', 'auto'))
         if opt.get('is_train'):
             if execution not in ('auto', 'eager'):
@@ -93,14 +101,24 @@ class FusionModel:
         vis_ycrcb = rgb_to_ycrcb(self.vis)
         return net(prepare_input(vis_ycrcb, execution), prepare_input(self.ir, execution)), vis_ycrcb
 
+    def fuse_tiled(self, net, execution='eager'):
+        """:meth:`fuse` in overlapping tiles of option ``tile`` pixels (``tile_overlap`` shared), whose
+        peak memory follows the tile size instead of the image size."""
+        vis_ycrcb = rgb_to_ycrcb(self.vis)
+
+        def run(vi_tile, ir_tile):
+            return net(prepare_input(vi_tile, execution), prepare_input(ir_tile, execution))
+
+        overlap = option_value(self.opt, 'tile_overlap')
+        return fuse_in_tiles(run, vis_ycrcb, self.ir, self.opt['tile'], overlap), vis_ycrcb
+
     @torch.no_grad()
     def test(self):
         """Fuse the fed batch with the EMA weights when training with EMA, else with ``net_g`` in
-        the ``execution`` mode."""
-        if self.ema is not None:
-            raw_y, vis_ycrcb = self.fuse(self.ema.net)
-        else:
-            raw_y, vis_ycrcb = self.fuse(self.net_test, self.execution)
+        the ``execution`` mode; in tiles when option ``tile`` is set."""
+        net, execution = (self.ema.net, 'eager') if self.ema is not None else (self.net_test, self.execution)
+        fuse = self.fuse_tiled if self.opt.get('tile') else self.fuse
+        raw_y, vis_ycrcb = fuse(net, execution)
         self.output_finite = bool(torch.isfinite(raw_y).all())  # clamping would hide Inf as white
         self.fused_y = raw_y.clamp(0, 1)
         self.fused = ycrcb_to_rgb(torch.cat([self.fused_y, vis_ycrcb[:, 1:]], dim=1))
@@ -109,8 +127,9 @@ class FusionModel:
         """:meth:`test`, or an InputError naming ``name`` and what to do when the batch does not fit
         in memory (checked before starting on the CPU, where the kernel would kill the process)."""
         batch, _, height, width = self.vis.shape
+        tile = self.opt.get('tile')
         if self.device.type == 'cpu':
-            check_cpu_inference_fits(name, batch, height, width)
+            check_cpu_inference_fits(name, batch, height, width, tile=tile)
         try:
             self.test()
         except RuntimeError as err:  # torch.OutOfMemoryError included
@@ -118,7 +137,7 @@ class FusionModel:
                 raise
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
-            raise out_of_memory_error(name, batch, height, width, self.device) from None
+            raise out_of_memory_error(name, batch, height, width, self.device, tile=tile) from None
         if not self.output_finite:
             message = f'{name}: the network output is not finite (NaN or Inf)'
             if self.opt.get('is_train'):
@@ -163,7 +182,7 @@ class FusionModel:
         train_opt = self.opt.get('train') or {}
         self.net_g.train()
         if (train_opt.get('ema_decay') or 0) > 0:
-            self.ema = ModelEMA(self.net_g, train_opt['ema_decay'])
+            self.ema = ModelEMA(self.net_g, train_opt['ema_decay'], train_opt.get('ema_warmup', True))
         self.losses = {loss_name(key): build_loss(section).to(self.device)
                        for key, section in train_opt.items() if key.endswith('_loss') and section}
         if not self.losses:
@@ -178,7 +197,7 @@ class FusionModel:
                 find_unused_parameters=self.opt.get('find_unused_parameters', False))
         self.optimizer = self._build_optimizer(train_opt.get('optim_g') or {'type': 'Adam', 'lr': 1e-4})
         self.scheduler = build_scheduler(self.optimizer, train_opt.get('scheduler'),
-                                         train_opt.get('total_iter', 100000), train_opt.get('warmup_iter', -1))
+                                         option_value(self.opt, 'train.total_iter'), option_value(self.opt, 'train.warmup_iter'))
         self.grad_clip = train_opt.get('grad_clip')
         self.best_metrics = {}
 
@@ -239,7 +258,7 @@ class FusionModel:
         self.scaler.update()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update(self.net_g)
+            self.ema.update(self.net_g, current_iter)
         values['l_total'] = sum(values.values())
         return values
 
@@ -289,7 +308,8 @@ class FusionModel:
                    on_grid=None, grid_count=0):
         """Fuse and score each validation set; keep the best checkpoint per set and metric.
 
-        A new best is saved as ``<models>/net_g_best_<set>_<metric>.pth``.
+        A new best is saved as ``<models>/net_g_best_<set>_<metric>.pth``, from iteration
+        :meth:`best_from_iter` on.
 
         Args:
             loaders (dict[str, DataLoader]): set name -> loader of whole images.
@@ -319,9 +339,16 @@ class FusionModel:
             save_dir = Path(save_root) / set_name if save_root else None
             self.fuse_set(loader, set_name, save_dir, str(current_iter), on_image)
             results[set_name] = scorer.means()
-            improved += self._update_best(set_name, results[set_name], current_iter)
+            if current_iter >= self.best_from_iter():
+                improved += self._update_best(set_name, results[set_name], current_iter)
         self.net_g.train()
         return results, improved
+
+    def best_from_iter(self):
+        """``val.best_from_iter``: the first iteration whose validation may become a best checkpoint
+        (default a tenth of ``train.total_iter``, as the first validations of a run all improve)."""
+        chosen = (self.opt.get('val') or {}).get('best_from_iter')
+        return chosen if chosen is not None else option_value(self.opt, 'train.total_iter') // 10
 
     def _update_best(self, set_name, means, current_iter):
         improved = []

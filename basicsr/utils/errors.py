@@ -24,6 +24,22 @@ class WriteError(InputError):
     """An output could not be written (full disk, read-only folder, a path under a file ...)."""
 
 
+def reworded(err, advice):
+    """``err`` (an InputError or OptionError) with its option advice in a tool's own terms.
+
+    Library messages name YAML options (``set path.param_key_g``); a tool with other names for
+    them (flags, keyword arguments) replaces each key of ``advice`` by its value.
+
+    Example:
+        >>> str(reworded(OptionError('no key; set path.param_key_g'), {'set path.param_key_g': 'give --param_key'}))
+        'no key; give --param_key'
+    """
+    message = str(err)
+    for yaml_words, own_words in advice.items():
+        message = message.replace(yaml_words, own_words)
+    return type(err)(message)
+
+
 class Interrupted(Exception):
     """Ctrl-C; the message says what was kept and how to continue."""
 

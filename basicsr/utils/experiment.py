@@ -20,6 +20,7 @@ from pathlib import Path
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.errors import InputError, writing
 from basicsr.utils.logger import get_time_str
+from basicsr.utils.options import RANDOM_WEIGHTS
 
 # Names of the temporary files atomic writers leave when killed: .<name>.tmp<pid>
 STALE_TEMPORARY = re.compile(r'^\..+\.tmp\d+$')
@@ -92,7 +93,7 @@ def run_inputs(opt, option_file=None):
             if dataset.get(role):
                 inputs[f'folder datasets.{key}.{role}'] = dataset[role]
     checkpoint = (opt.get('path') or {}).get('pretrain_network_g')
-    if checkpoint and checkpoint != 'random':
+    if checkpoint and checkpoint != RANDOM_WEIGHTS:
         inputs['checkpoint path.pretrain_network_g'] = checkpoint
     if option_file:
         inputs['option file'] = option_file

@@ -126,6 +126,33 @@ def read_image(path):
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def array_to_rgb(array, name='image'):
+    """An image array converted as :func:`read_image` converts files: (H, W, 3) float32 RGB in [0, 1].
+
+    Args:
+        array (np.ndarray): (H, W) or (H, W, 1) gray, (H, W, 3) RGB or (H, W, 4) RGBA (alpha is
+            dropped), uint8 or uint16 (scaled by their own bit depth).
+        name (str): how messages name the array.
+
+    Raises:
+        InputError: another shape or pixel type.
+
+    Example:
+        >>> array_to_rgb(np.full((2, 3), 255, np.uint8)).shape
+        (2, 3, 3)
+    """
+    array = np.asarray(array)
+    if array.dtype not in _SCALE:
+        raise unsupported_type_error(name, array.dtype)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise InputError(f'{name}: shape {array.shape} is not an image; give (H, W) gray, (H, W, 3) RGB '
+                         'or (H, W, 4) RGBA')
+    img = array[:, :, :3].astype(np.float32) / _SCALE[array.dtype]
+    return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+
+
 def to_uint8(img):
     """Clamp an image in [0, 1] to 8 bits: clip, x255, round half to even (as the released code)."""
     return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -9,6 +9,7 @@ make it, not the library on import.
 """
 import ctypes
 import math
+from typing import Optional
 
 import torch
 
@@ -22,7 +23,18 @@ _KEEP_ALL = 2**31 - 1  # mallopt takes an int: keep up to 2 GiB of free memory a
 # Peak host memory of one FISCNet (n_feat 16) float32 inference, per input pixel and batch item:
 # 2.3-2.6 KB measured from 320x240 to 2048x1536 (scripts/benchmark.py), rounded up.
 CPU_INFERENCE_BYTES_PER_PIXEL = 2700
+# Tiled, the image-sized buffers remain besides one tile's inference: the YCrCb input, the blended
+# Y, the RGB result and its 8-bit conversion. About 50 bytes per image pixel measured at 2048x1536
+# with tiles of 256 and 512 (scripts/benchmark_tiling.py, docs/benchmarks.md), rounded up.
+TILED_BYTES_PER_IMAGE_PIXEL = 64
 _ON_A_GPU = 'fuse it on a GPU (num_gpu: 1 / --device cuda), free memory'
+_TILE_SIDES = (1024, 512, 256, 128, 64)  # suggested, largest first: larger tiles fuse closer to whole images
+_AFTER_RUNNING_OUT_TILE = 512  # suggested when the memory that would fit is unknown
+
+
+def _in_tiles(side: int, tiled: bool = False) -> str:
+    action = 'use smaller tiles' if tiled else 'fuse it in tiles'
+    return f'{action} (tile: {side} in the YAML, --tile {side} on scripts/fuse.py)'
 
 
 def _libc_function(name):
@@ -87,23 +99,49 @@ def human_bytes(n_bytes):
     return f'{n_bytes / 2**30:.1f} GiB' if n_bytes >= 2**30 else f'{n_bytes / 2**20:.0f} MiB'
 
 
-def check_cpu_inference_fits(name, batch, height, width, bytes_per_pixel=CPU_INFERENCE_BYTES_PER_PIXEL):
+def cpu_inference_bytes(batch: int, height: int, width: int, tile: Optional[int] = None,
+                        bytes_per_pixel: int = CPU_INFERENCE_BYTES_PER_PIXEL) -> int:
+    """Estimated peak host memory of fusing a (batch, height, width) input on the CPU, whole or in
+    tiles of ``tile`` pixels (see :func:`basicsr.utils.tiling.fuse_in_tiles`)."""
+    if tile is None:
+        return bytes_per_pixel * batch * height * width
+    return batch * (bytes_per_pixel * min(tile, height) * min(tile, width)
+                    + TILED_BYTES_PER_IMAGE_PIXEL * height * width)
+
+
+def _fitting_tile(batch: int, height: int, width: int, available: int, bytes_per_pixel: int) -> Optional[int]:
+    """The largest suggested tile side that splits the image and whose tiled inference fits in
+    ``available`` bytes, or None."""
+    return next((side for side in _TILE_SIDES if side < max(height, width)
+                 and cpu_inference_bytes(batch, height, width, side, bytes_per_pixel) <= available), None)
+
+
+def check_cpu_inference_fits(name, batch, height, width, bytes_per_pixel=CPU_INFERENCE_BYTES_PER_PIXEL, tile=None):
     """Refuse, before starting, an inference the machine's free memory cannot hold.
 
     On Linux the kernel's out-of-memory killer would otherwise end the process without a word.
+    With ``tile`` the estimate is for fusing in tiles of that size.
 
     Raises:
-        InputError: the estimated peak exceeds :func:`available_host_bytes`; the message names
-            ``name``, the estimate and what to do.
+        InputError: the estimated peak exceeds :func:`available_host_bytes`; the one-line message
+            names ``name``, the estimate and what to do, with a tile size that fits if one does.
     """
     available = available_host_bytes()
-    need = bytes_per_pixel * batch * height * width
+    need = cpu_inference_bytes(batch, height, width, tile, bytes_per_pixel)
     if available is None or need <= available:
         return
-    scale = math.sqrt(available / need)
-    raise InputError(f'{name}: fusing {width}x{height} (batch {batch}) on the CPU needs about {human_bytes(need)} '
-                     f'of memory but {human_bytes(available)} is free; {_ON_A_GPU}, or downscale it to about '
-                     f'{int(width * scale)}x{int(height * scale)}')
+    what = f'{name}: fusing {width}x{height} (batch {batch})' + (f' in tiles of {tile}' if tile else '')
+    advice = _ON_A_GPU
+    fitting = _fitting_tile(batch, height, width, available, bytes_per_pixel)
+    if fitting is not None and (tile is None or fitting < tile):
+        advice += f', {_in_tiles(fitting, tiled=tile is not None)}'
+    if tile is None:
+        scale = math.sqrt(available / need)
+        advice += f', or downscale it to about {int(width * scale)}x{int(height * scale)}'
+    else:
+        advice += ', or downscale it'
+    raise InputError(f'{what} on the CPU needs about {human_bytes(need)} of memory but {human_bytes(available)} '
+                     f'is free; {advice}')
 
 
 def is_out_of_memory(err):
@@ -112,13 +150,15 @@ def is_out_of_memory(err):
         isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
 
 
-def out_of_memory_error(name, batch, height, width, device):
-    """The InputError to raise when fusing ``name`` on ``device`` ran out of memory."""
-    what = f'{name}: fusing {width}x{height} (batch {batch}) ran out of'
+def out_of_memory_error(name, batch, height, width, device, tile=None):
+    """The InputError to raise when fusing ``name`` on ``device`` (in tiles of ``tile`` pixels when
+    given) ran out of memory."""
+    what = f'{name}: fusing {width}x{height} (batch {batch})' + (f' in tiles of {tile}' if tile else '') + ' ran out of'
     smaller_batch = 'use a batch of 1, ' if batch > 1 else ''
+    in_tiles = _in_tiles(_AFTER_RUNNING_OUT_TILE) if tile is None else 'use smaller tiles'
     if device.type == 'cuda':
         total = human_bytes(torch.cuda.get_device_properties(device).total_memory)
-        cpu_need = human_bytes(CPU_INFERENCE_BYTES_PER_PIXEL * batch * height * width)
-        return InputError(f'{what} GPU memory on {device} ({total}); {smaller_batch}fuse it on the CPU '
+        cpu_need = human_bytes(cpu_inference_bytes(batch, height, width, tile))
+        return InputError(f'{what} GPU memory on {device} ({total}); {smaller_batch}{in_tiles}, fuse it on the CPU '
                           f'(num_gpu: 0 / --device cpu; about {cpu_need} of RAM), or downscale it')
-    return InputError(f'{what} memory on {device}; {smaller_batch}{_ON_A_GPU}, or downscale it')
+    return InputError(f'{what} memory on {device}; {smaller_batch}{_ON_A_GPU}, {in_tiles}, or downscale it')

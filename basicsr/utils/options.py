@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from basicsr.utils.errors import ArgumentParser, OptionError
-from basicsr.utils.img_util import TO_8BIT
+from basicsr.utils.released_options import translate_released_keys
 
 MAX_OPTION_FILE_BYTES = 1 << 20  # an option file is a few kB; anything larger is not one
 
@@ -71,10 +71,12 @@ class Number(Check):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             hint = ' (unquoted)' if isinstance(value, str) else ''
             self.fail(value, key, hint)
-        if self.integer and not isinstance(value, int):
-            self.fail(value, key, ', written without a decimal point or exponent')
         if not math.isfinite(value):
             self.fail(value, key)
+        if self.integer and not isinstance(value, int):
+            if not value.is_integer():
+                self.fail(value, key, ', a whole number')
+            value = int(value)  # BasicSR files write counts as floats (val_freq: !!float 5e3)
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             self.fail(value, key)
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
@@ -182,8 +184,7 @@ class NumberList(Check):
     def check(self, value, key):
         if not isinstance(value, (list, tuple)) or (self.length and len(value) != self.length):
             self.fail(value, key)
-        for i, item in enumerate(value):
-            self.item.check(item, f'{key}[{i}]')
+        value = [self.item.check(item, f'{key}[{i}]') for i, item in enumerate(value)]
         if self.increasing and any(b <= a for a, b in zip(value, value[1:])):
             self.fail(value, key)
         return value
@@ -212,9 +213,10 @@ class Option:
 
 
 REQUIRED = '(required)'
+RANDOM_WEIGHTS = 'random'  # path.pretrain_network_g value that asks for untrained weights (smoke tests)
+TO_8BIT_NAMES = ('round', 'stretch_truncate')  # the keys of basicsr.utils.img_util.TO_8BIT
 POSITIVE = Number(low=0, low_open=True)
 UNIT_OPEN = Number(low=0, high=1, high_open=True)
-LOADER_WORKERS = Int(low=0)
 
 OPTIONS = (
     # run
@@ -228,8 +230,11 @@ OPTIONS = (
     Option('use_amp', Bool(), False, 'mixed-precision training'),
     Option('amp_dtype', Choice(('bf16', 'bfloat16', 'fp16', 'float16')), 'bf16', 'mixed-precision type'),
     Option('execution', Choice(('auto', 'eager', 'channels_last', 'compile')), 'auto', 'how the network runs'),
-    Option('to_8bit', Choice(tuple(TO_8BIT)), 'round',
+    Option('to_8bit', Choice(TO_8BIT_NAMES), 'round',
            "how fused images become 8 bits: round, or stretch_truncate (SeAFusion's released saving)"),
+    Option('tile', Optional(Int(low=64)), None,
+           'fuse in overlapping tiles of N x N pixels (images too large for memory; an approximation, see README)'),
+    Option('tile_overlap', Int(low=0), 32, 'pixels shared by neighbouring tiles, blended linearly'),
     Option('keep_freed_memory', Bool(), True, 'keep freed memory in the process (faster on the CPU)'),
     Option('find_unused_parameters', Bool(), False, 'DDP: allow parameters without gradients'),
     Option('suffix', Optional(FolderName()), None, "released BasicSR key (ignored; use val.suffix)"),
@@ -255,7 +260,9 @@ OPTIONS = (
     Option('datasets.*.use_shuffle', Bool(), True, 'shuffle every epoch'),
     Option('datasets.*.dataset_enlarge_ratio', Int(low=1), 1, 'repetitions of the file list per epoch'),
     Option('datasets.*.batch_size_per_gpu', Int(low=1), 4, 'training batch per process'),
-    Option('datasets.*.num_worker_per_gpu', LOADER_WORKERS, 0, 'data-loading worker processes'),
+    Option('datasets.*.num_worker_per_gpu', Either((Choice(('auto',)), Int(low=0))), 'auto',
+           "data-loading worker processes, at most this process's share of the cores "
+           '(auto: half that share, at most 4)'),
     Option('datasets.*.pin_memory', Bool(), 'true on CUDA', 'pinned host memory for the batches'),
     Option('datasets.*.persistent_workers', Bool(), True, 'keep loader workers between epochs'),
     Option('datasets.*.prefetch_mode', Optional(Choice(('cuda',))), None, 'cuda: copy the next batch during a step'),
@@ -270,7 +277,7 @@ OPTIONS = (
     # paths
     Option('path', Mapping(), {}, 'files and folders'),
     Option('path.pretrain_network_g', Optional(FilePath()), None,
-           "checkpoint file; test.py and fuse.py need one (or 'random' for untrained weights in a smoke test)"),
+           f"checkpoint file; test.py and fuse.py need one (or '{RANDOM_WEIGHTS}' for untrained weights in a smoke test)"),
     Option('path.param_key_g', Text(), 'params_ema', 'state dict key of the checkpoint'),
     Option('path.strict_load_g', Bool(), True, 'a checkpoint that does not fit is an error'),
     Option('path.resume_state', Optional(FilePath()), None, 'a training state to resume from'),
@@ -282,6 +289,8 @@ OPTIONS = (
     Option('train.total_iter', Int(low=1), 100000, 'iterations to train'),
     Option('train.warmup_iter', Int(low=-1), -1, 'linear warm-up iterations (-1 or 0: none)'),
     Option('train.ema_decay', UNIT_OPEN, 0, 'EMA decay of the weights, 0 <= d < 1 (0: no EMA)'),
+    Option('train.ema_warmup', Bool(), True,
+           'EMA decay min(ema_decay, (1 + n) / (10 + n)) at step n, so early validations are meaningful'),
     Option('train.grad_clip', Optional(POSITIVE), None, 'max gradient norm (~: none)'),
     Option('train.optim_g', Mapping(), {'type': 'Adam', 'lr': 1e-4}, 'the optimizer'),
     Option('train.optim_g.type', Choice(('Adam', 'AdamW', 'SGD')), 'Adam', 'the optimizer class'),
@@ -306,6 +315,8 @@ OPTIONS = (
     Option('val.suffix', Optional(FolderName()), None, 'write <stem>_<suffix>.png'),
     Option('val.metrics', MetricNames(), None, "metrics: a list of names, 'default' or ~"),
     Option('val.convention', Choice(('tang', 'cddfuse', 'vifb')), 'tang', "whose evaluation code the metrics follow"),
+    Option('val.best_from_iter', Optional(Int(low=0)), 'a tenth of train.total_iter',
+           'keep net_g_best_<set>_<metric>.pth checkpoints from this iteration on'),
     Option('val.grid_in_tensorboard', Optional(Int(low=0)), 4, 'IR | VI | fused strips per set in TensorBoard'),
     Option('logger', Mapping(), {}, 'logging'),
     Option('logger.print_freq', Int(low=1), 100, 'log the losses every N iterations'),
@@ -330,6 +341,21 @@ def schema_option(key):
         if len(pattern) == len(parts) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern)):
             return option
     return None
+
+
+def option_value(opt, key):
+    """The value of the dotted ``key`` in ``opt``, or its default declared in :data:`OPTIONS`.
+
+    Example:
+        >>> option_value({'train': {'total_iter': 500}}, 'train.total_iter'), option_value({}, 'train.total_iter')
+        (500, 100000)
+    """
+    node = opt
+    for part in key.split('.'):
+        if not isinstance(node, dict) or node.get(part) is None:
+            return schema_option(key).default
+        node = node[part]
+    return node
 
 
 def keys_under(prefix):
@@ -474,11 +500,17 @@ def walk(node, prefix='', budget=None):
 
 
 def check_types(opt):
-    """Check every declared option present in ``opt`` against its type and range."""
+    """Check every declared option present in ``opt`` against its type and range; a whole-number
+    float given for an integer option is stored as the int."""
+    converted = {}
     for key, value in walk(opt):
         option = schema_option(key)
         if option is not None:
-            option.check.check(value, key)
+            checked = option.check.check(value, key)
+            if checked is not value:
+                converted[key] = checked
+    for key, value in converted.items():
+        set_by_path(opt, key, value)
 
 
 def check_run_layout(opt):
@@ -509,7 +541,9 @@ def check_network_builds(network_opt):
 
 def validate(opt):
     """Check every key of a parsed option dict; raise OptionError naming the first bad one."""
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY
+    from basicsr.archs import ARCH_REGISTRY  # importing each package fills its registry
+    from basicsr.data import DATASET_REGISTRY
+    from basicsr.losses import LOSS_REGISTRY
     check_keys(opt, '', keys_under('') | INTERNAL_KEYS)
     for section in ('path', 'val', 'logger', 'dist_params', 'train'):
         if opt.get(section) is not None:
@@ -529,7 +563,7 @@ def validate(opt):
     check_types(opt)
     check_typed_section(opt['network_g'], 'network_g', ARCH_REGISTRY)
     if 'model_type' in opt:
-        from basicsr.utils.registry import MODEL_REGISTRY
+        from basicsr.models import MODEL_REGISTRY
         try:
             MODEL_REGISTRY.get(opt['model_type'])
         except KeyError as err:
@@ -621,15 +655,27 @@ def load_yaml(path):
 
 # ------------------------------------------------------------------------------------------ command line
 
-def build_arg_parser():
-    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('-opt', required=True, help='path to the option YAML file')
+DESCRIPTIONS = {
+    False: 'Fuse the test sets of an option file with a trained network; write the fused images to '
+           'results/<name>/visualization/<set>/ and, with val.metrics, a metrics table per set.',
+    True: 'Train a fusion network as an option file says; checkpoints, logs and validation images go to '
+          'experiments/<name>/. Several GPUs: torchrun --nproc_per_node N train.py -opt ... --launcher pytorch.',
+}
+
+
+def build_arg_parser(is_train):
+    """The command line of train.py (``is_train``) or test.py; parsing it imports nothing heavy."""
+    parser = ArgumentParser(description=DESCRIPTIONS[is_train])
+    parser.add_argument('-opt', required=True, help='the option YAML file, e.g. options/'
+                        + ('train' if is_train else 'test') + '/FISCNet.yml')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='none: one process; pytorch: started by torchrun; slurm: started by srun')
-    parser.add_argument('--auto_resume', action='store_true', help='resume from the newest training state')
-    parser.add_argument('--debug', action='store_true', help='debug run: frequent logging and checkpoints')
+    if is_train:
+        parser.add_argument('--auto_resume', action='store_true', help='resume from the newest training state')
+        parser.add_argument('--debug', action='store_true', help='debug run: frequent logging and checkpoints')
+    example = 'train.total_iter=1000 num_gpu=0' if is_train else 'num_gpu=0 val.metrics=[EN,SD]'
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY.PATH=VALUE',
-                        help='override options at any depth, e.g. train.total_iter=1000 num_gpu=0')
+                        help=f'override options at any depth, e.g. {example}')
     return parser
 
 
@@ -653,27 +699,29 @@ def check_launcher(launcher):
 def parse_options(is_train, argv=None):
     """Parse the command line and the option file; return ``(opt, args)``.
 
-    The returned dict is validated, with ``is_train``, ``auto_resume``, dataset ``phase`` keys and
+    The released project's key names are translated first (``args.released_notes`` says which,
+    for the run's log). The returned dict is validated, with ``is_train``, ``auto_resume``, dataset ``phase`` keys and
     the ``path`` folders filled in. Distributed fields (``dist``, ``rank``, ``world_size``) are
     filled by :func:`basicsr.utils.dist_util.init_dist_from_options`. ``args.opt_text`` keeps the
     option file's text as read, so the run keeps a copy even if the file moves.
     """
-    args = build_arg_parser().parse_args(argv)
+    args = build_arg_parser(is_train).parse_args(argv)
     check_launcher(args.launcher)
     opt = load_yaml(args.opt)
     args.opt_text = Path(args.opt).read_text(encoding='utf-8')
     apply_overrides(opt, args.force_yml)
+    args.released_notes = translate_released_keys(opt)
     opt['is_train'] = is_train
-    opt['auto_resume'] = args.auto_resume
+    opt['auto_resume'] = getattr(args, 'auto_resume', False)
     validate(opt)
-    if args.debug and not str(opt['name']).startswith('debug'):
+    if getattr(args, 'debug', False) and not str(opt['name']).startswith('debug'):
         opt['name'] = f"debug_{opt['name']}"
     opt.setdefault('num_gpu', 'auto')
     if opt.get('manual_seed') is None:
         opt['manual_seed'] = random.randint(1, 10000)
     for key, dataset in opt['datasets'].items():
         dataset['phase'] = dataset_phase(key)
-    fill_paths(opt, args.debug)
+    fill_paths(opt, getattr(args, 'debug', False))
     return opt, args
 
 

@@ -1,6 +1,6 @@
 """Make the visible-saliency masks (``mask_vi``) that FISCNet's training loss reads.
 
-    python scripts/data_preparation/generate_saliency_masks.py --ir DIR --vi DIR --out DIR \
+    python scripts/data_preparation/generate_saliency_masks.py --ir DIR --vi DIR --out DIR \\
         [--mode binary|weight] [--workers N]
 
 Writes ``<out>/<stem>.png`` for every infrared/visible pair, identical to ``VSM.m`` in MATLAB or
@@ -14,17 +14,18 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from tqdm import tqdm
-
-from basicsr.data.pairing import pair_by_stem
-from basicsr.data.saliency import MODES, write_pair_mask
 from basicsr.utils.errors import ArgumentParser, InputError, error_status
-from basicsr.utils.experiment import check_output_location
+
+# tqdm and the basicsr modules that load OpenCV and torch are imported in the functions that use
+# them, so that --help and usage errors answer without loading them.
+
+# basicsr.data.saliency.MODES, repeated so that --help need not import it (tests/test_help.py checks them equal).
+MODES = ('binary', 'weight')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (argparse exits with status 2 on a bad option)."""
-    parser = ArgumentParser(description='Generate visible-saliency training masks (VSM, Ma et al. 2017).')
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--ir', required=True, type=Path, help='folder of infrared images')
     parser.add_argument('--vi', required=True, type=Path, help='folder of visible images (same stems)')
     parser.add_argument('--out', required=True, type=Path, help='folder for the <stem>.png masks (created)')
@@ -45,6 +46,7 @@ def check_out_folder(out: Path, inputs: dict[str, Path]) -> None:
     Raises:
         InputError: see :func:`basicsr.utils.experiment.check_output_location`.
     """
+    from basicsr.utils.experiment import check_output_location
     check_output_location(out, inputs, '--out')
 
 
@@ -55,6 +57,11 @@ def generate(ir: Path, vi: Path, out: Path, mode: str = 'binary', workers: int =
         InputError: missing/empty folders, stems without a partner, unreadable images, sizes that
             differ within a pair, or ``out`` equal to an input folder.
     """
+    from tqdm import tqdm
+
+    from basicsr.data.pairing import pair_by_stem
+    from basicsr.data.saliency import write_pair_mask
+
     pairs = pair_by_stem({'ir': ir, 'vi': vi})
     check_out_folder(out, {'--ir input folder': ir, '--vi input folder': vi})
     jobs = [(paths['ir'], paths['vi'], out / f'{stem}.png', mode) for stem, paths in pairs]

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -109,3 +110,13 @@ def test_image_below_minimum_size_names_the_file(tmp_path, rng):
 def test_read_image_rejects_unreadable_paths(tmp_path):
     with pytest.raises(InputError, match='cannot read the file'):
         read_image(tmp_path / 'absent.png')
+
+
+@pytest.mark.parametrize('vi_size, interpolation', [((40, 60), cv2.INTER_AREA), ((10, 15), cv2.INTER_LINEAR)])
+def test_resize_vi_to_ir_shrinks_by_area_and_enlarges_bilinearly(tmp_path, rng, vi_size, interpolation):
+    vi = smooth_image(rng, *vi_size, 3)
+    write_image_file(tmp_path / 'ir' / 'a.png', smooth_image(rng, 20, 30))
+    write_image_file(tmp_path / 'vi' / 'a.png', vi)
+    got = dataset(tmp_path / 'ir', tmp_path / 'vi', resize_vi_to_ir=True)[0]['vis'].numpy().transpose(1, 2, 0)
+    rgb = cv2.cvtColor(vi, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    assert np.array_equal(got, cv2.resize(rgb, (30, 20), interpolation=interpolation))

@@ -199,3 +199,13 @@ def test_two_processes_share_the_work(tmp_path, rng, random_checkpoint):
     rows = (run_dir / 'metrics' / 'synthetic.csv').read_text().splitlines()
     assert [row.split(',')[0] for row in rows[2:]] == [*stems, 'mean']
     assert len(list(tmp_path.joinpath('results').iterdir())) == 1
+
+
+def test_val_suffix_names_the_written_images(tmp_path, pair_folders, random_checkpoint):
+    ir, vi = pair_folders
+    opt = write_options(tmp_path / 'o.yml', [('set', ir, vi)], random_checkpoint)
+    result = run_script(REPO / 'test.py', '-opt', opt, '--force_yml', 'val.suffix=fused', 'path.param_key_g=params',
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in (tmp_path / 'results' / 'demo' / 'visualization' / 'set').iterdir())
+    assert written == ['a_fused.png', 'b_fused.png', 'c_fused.png']

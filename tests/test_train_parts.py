@@ -222,3 +222,30 @@ def test_a_checkpoint_with_a_non_finite_weight_is_never_written(tmp_path):
     with pytest.raises(LossNotFiniteError, match=f'iteration 7: the weight params.{name} is not finite'):
         model.save_network(tmp_path / 'net.pth', 7)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('hflip, rot', [(True, True), (True, False), (False, True), (False, False)])
+def test_flips_and_transposes_happen_exactly_when_enabled(tmp_path, hflip, rot):
+    """A crop of the whole image shows exactly the orientation the sample's coins choose, and only
+    the enabled operations (every pixel value differs, so any flip shows)."""
+    image = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 64)
+    for role in ('ir', 'vi'):
+        write_image_file(tmp_path / role / 'p.png', image)
+    dataset = FusionTrainDataset({'name': 't', 'dataroot_ir': str(tmp_path / 'ir'), 'dataroot_vi': str(tmp_path / 'vi'),
+                                  'gt_size': 32, 'use_hflip': hflip, 'use_rot': rot})
+    orientations = set()
+    for seed in range(64):
+        rng = np.random.default_rng(seed)
+        rng.integers(0, 1), rng.integers(0, 1)  # the crop's corner (the whole image here)
+        do_hflip, do_vflip, do_transpose = rng.random(3) < 0.5
+        expected = image.astype(np.float32) / 65535
+        if hflip and do_hflip:
+            expected = expected[:, ::-1]
+        if rot and do_vflip:
+            expected = expected[::-1]
+        if rot and do_transpose:
+            expected = expected.T
+        got = dataset[(0, seed)]['ir'][0].numpy()
+        assert np.array_equal(got, expected), seed
+        orientations.add(got.tobytes())
+    assert len(orientations) == {(True, True): 8, (True, False): 2, (False, True): 4, (False, False): 1}[(hflip, rot)]

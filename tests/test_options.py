@@ -111,3 +111,11 @@ def test_the_schema_names_every_8_bit_conversion():
     from basicsr.utils.img_util import TO_8BIT
     from basicsr.utils.options import TO_8BIT_NAMES
     assert TO_8BIT_NAMES == tuple(TO_8BIT)
+
+
+def test_any_registered_loss_under_any_loss_key(tmp_path):
+    opt = parse(tmp_path, dict(BASE, train={'gradient2_loss': {'type': 'GradientFusionLoss', 'loss_weight': 2}}),
+                is_train=True)
+    assert opt['train']['gradient2_loss']['type'] == 'GradientFusionLoss'
+    with pytest.raises(OptionError, match="train.gradient2_loss.type: no loss named 'GradientLoss'"):
+        parse(tmp_path, dict(BASE, train={'gradient2_loss': {'type': 'GradientLoss'}}), is_train=True)

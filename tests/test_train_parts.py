@@ -110,10 +110,22 @@ def test_multistep_and_warmup_and_cosine_schedules():
     assert lrs == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     lrs, _ = schedule({'type': 'CosineAnnealingLR', 'eta_min': 0.1}, total=10, steps=12)
     assert lrs[0] == 1.0 and lrs[5] == pytest.approx(0.55) and lrs[10] == pytest.approx(0.1) == lrs[11]
-    with pytest.raises(OptionError, match="unknown option 'train.scheduler.milestone' for MultiStepLR"):
-        schedule({'type': 'MultiStepLR', 'milestone': [1]})
-    with pytest.raises(OptionError, match="'StepLR' is not a scheduler; use one of: MultiStepLR, CosineAnnealingLR"):
-        schedule({'type': 'StepLR'})
+
+
+def test_optimizers_and_schedules_are_checked_against_their_registries():
+    from basicsr.utils.options import check_training_classes
+    with pytest.raises(OptionError, match=r"unknown option 'train.scheduler.milestone' \(did you mean 'milestones'\?\)"):
+        check_training_classes({'scheduler': {'type': 'MultiStepLR', 'milestone': [1]}})
+    with pytest.raises(OptionError, match="train.scheduler.type: no scheduler named 'StepLR'; the scheduler registry "
+                                          'holds: CosineAnnealingLR, MultiStepLR'):
+        check_training_classes({'scheduler': {'type': 'StepLR'}})
+    with pytest.raises(OptionError, match="train.optim_g.type: no optimizer named 'Adamm'"):
+        check_training_classes({'optim_g': {'type': 'Adamm'}})
+    with pytest.raises(OptionError, match="unknown option 'train.scheduler.total_iter'"):
+        check_training_classes({'scheduler': {'type': 'CosineAnnealingLR', 'total_iter': 5}})  # set by the run
+    with pytest.raises(OptionError, match="unknown option 'train.optim_g.params'"):
+        check_training_classes({'optim_g': {'type': 'SGD', 'params': []}})
+    check_training_classes({'optim_g': {'lr': 1e-3, 'foreach': False}, 'scheduler': {'type': 'MultiStepLR'}})
 
 
 def test_a_restored_schedule_continues_where_it_stopped():
@@ -203,7 +215,7 @@ def test_option_errors_of_the_training_model():
         FusionModel(dict(base, train={}))
     with pytest.raises(OptionError, match="amp_dtype: 'half' is not valid"):
         FusionModel(dict(base, use_amp=True, amp_dtype='half', train={'max_loss': {'type': 'MaxFusionLoss'}}))
-    with pytest.raises(OptionError, match="unknown option 'train.optim_g.learning_rate' for Adam"):
+    with pytest.raises(OptionError, match="unknown option 'train.optim_g.learning_rate'"):
         FusionModel(dict(base, train={'max_loss': {'type': 'MaxFusionLoss'},
                                       'optim_g': {'type': 'Adam', 'learning_rate': 1}}))
     with pytest.raises(OptionError, match='prefetch_mode: cuda needs a CUDA device'):

@@ -1,5 +1,4 @@
 """FusionModel: runs a fusion network on (infrared, visible) pairs; trains it with the fusion losses."""
-import inspect
 import math
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from basicsr.metrics import higher_is_better
 from basicsr.metrics.set_scorer import SetScorer, tensor_to_uint8
 from basicsr.models.ema import ModelEMA
 from basicsr.models.lr_scheduler import build_scheduler
+from basicsr.models.optimizers import build_optimizer
 from basicsr.utils.checkpoint import atomic_save, first_non_finite, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb, ycrcb_to_rgb
 from basicsr.utils.device import select_device
@@ -24,11 +24,10 @@ from basicsr.utils.execution import check_mode, prepare_input, prepare_network, 
 from basicsr.utils.img_util import TO_8BIT, write_image
 from basicsr.utils.logger import get_root_logger
 from basicsr.utils.memory import check_cpu_inference_fits, is_out_of_memory, out_of_memory_error
-from basicsr.utils.options import option_value
+from basicsr.utils.options import check_training_classes, option_value
 from basicsr.utils.registry import MODEL_REGISTRY
 from basicsr.utils.tiling import check_tiling, fuse_in_tiles
 
-OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
 
 
@@ -195,7 +194,9 @@ class FusionModel:
             self.net_g_train = DistributedDataParallel(
                 self.net_g, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
                 find_unused_parameters=self.opt.get('find_unused_parameters', False))
-        self.optimizer = self._build_optimizer(train_opt.get('optim_g') or {'type': 'Adam', 'lr': 1e-4})
+        check_training_classes(train_opt)  # also when the model is built without the option parser
+        self.optimizer = build_optimizer([p for p in self.net_g.parameters() if p.requires_grad],
+                                         option_value(self.opt, 'train.optim_g'))
         self.scheduler = build_scheduler(self.optimizer, train_opt.get('scheduler'),
                                          option_value(self.opt, 'train.total_iter'), option_value(self.opt, 'train.warmup_iter'))
         self.grad_clip = train_opt.get('grad_clip')
@@ -208,21 +209,6 @@ class FusionModel:
         if name not in AMP_DTYPES:
             raise OptionError(f"amp_dtype: {name!r} is not valid; use bf16 or fp16")
         return AMP_DTYPES[name]
-
-    def _build_optimizer(self, opt):
-        opt = dict(opt)
-        name = opt.pop('type', 'Adam')
-        if name not in OPTIMIZERS:
-            raise OptionError(f"train.optim_g.type: {name!r} is not an optimizer; use one of: {', '.join(OPTIMIZERS)}")
-        valid = set(inspect.signature(OPTIMIZERS[name]).parameters) - {'params'}
-        for key in opt:
-            if key not in valid:
-                raise OptionError(f"unknown option 'train.optim_g.{key}' for {name}; "
-                                  f"valid keys: {', '.join(sorted(valid))}")
-        if 'betas' in opt:
-            opt['betas'] = tuple(opt['betas'])
-        params = [p for p in self.net_g.parameters() if p.requires_grad]
-        return OPTIMIZERS[name](params, **opt)
 
     def current_learning_rate(self):
         return self.optimizer.param_groups[0]['lr']

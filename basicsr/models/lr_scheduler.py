@@ -4,12 +4,14 @@ Each schedule computes the rate from the iteration count alone, so a resumed run
 exactly. ``scheduler.step()`` is called once per iteration after ``optimizer.step()``; iteration
 ``i`` (counted from 1) trains with the rate of ``last_epoch = i - 1``.
 """
-import inspect
 import math
 
 from torch.optim.lr_scheduler import LRScheduler
 
-from basicsr.utils.errors import OptionError
+from basicsr.utils.registry import SCHEDULER_REGISTRY
+
+# Arguments the model passes itself; the option file may not set them.
+BUILD_ARGUMENTS = ('optimizer', 'warmup_iter', 'total_iter')
 
 
 class WarmupLR(LRScheduler):
@@ -35,6 +37,7 @@ class WarmupLR(LRScheduler):
         return [warmup * self.decay(it, base_lr) for base_lr in self.base_lrs]
 
 
+@SCHEDULER_REGISTRY.register()
 class MultiStepLR(WarmupLR):
     """Multiply the rate by ``gamma`` at each of the ``milestones`` (the released recipe: 15k, 25k, 0.75)."""
 
@@ -48,6 +51,7 @@ class MultiStepLR(WarmupLR):
         return base_lr * self.gamma ** passed
 
 
+@SCHEDULER_REGISTRY.register()
 class CosineAnnealingLR(WarmupLR):
     """Cosine decay from ``base_lr`` to ``eta_min`` between the end of the warm-up and ``total_iter``."""
 
@@ -61,22 +65,9 @@ class CosineAnnealingLR(WarmupLR):
         return self.eta_min + (base_lr - self.eta_min) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-SCHEDULERS = {cls.__name__: cls for cls in (MultiStepLR, CosineAnnealingLR)}
-
-
 def build_scheduler(optimizer, opt, total_iter, warmup_iter=-1):
-    """Build ``train.scheduler`` (``{type: MultiStepLR, milestones: [...], gamma: ...}``).
-
-    Raises:
-        OptionError: unknown type or option.
-    """
+    """``train.scheduler`` (``{type: MultiStepLR, milestones: [...], gamma: ...}``; default a
+    constant rate); the options were checked against the class by :func:`basicsr.utils.options.validate`."""
     opt = dict(opt or {'type': 'MultiStepLR'})
-    name = opt.pop('type', None)
-    if name not in SCHEDULERS:
-        raise OptionError(f"train.scheduler.type: {name!r} is not a scheduler; use one of: {', '.join(SCHEDULERS)}")
-    cls = SCHEDULERS[name]
-    valid = set(inspect.signature(cls).parameters) - {'optimizer', 'warmup_iter', 'total_iter'}
-    for key in opt:
-        if key not in valid:
-            raise OptionError(f"unknown option 'train.scheduler.{key}' for {name}; valid keys: {', '.join(sorted(valid))}")
+    cls = SCHEDULER_REGISTRY.get(opt.pop('type'))
     return cls(optimizer, warmup_iter=warmup_iter if warmup_iter is not None else -1, total_iter=total_iter, **opt)

@@ -293,7 +293,7 @@ OPTIONS = (
            'EMA decay min(ema_decay, (1 + n) / (10 + n)) at step n, so early validations are meaningful'),
     Option('train.grad_clip', Optional(POSITIVE), None, 'max gradient norm (~: none)'),
     Option('train.optim_g', Mapping(), {'type': 'Adam', 'lr': 1e-4}, 'the optimizer'),
-    Option('train.optim_g.type', Choice(('Adam', 'AdamW', 'SGD')), 'Adam', 'the optimizer class'),
+    Option('train.optim_g.type', Text(), 'Adam', 'the optimizer class: Adam, AdamW or SGD (OPTIMIZER_REGISTRY)'),
     Option('train.optim_g.lr', POSITIVE, 1e-4, 'learning rate (> 0)'),
     Option('train.optim_g.weight_decay', Number(low=0), 0, 'weight decay'),
     Option('train.optim_g.betas', NumberList(UNIT_OPEN, length=2), [0.9, 0.999], "Adam's betas, each in [0, 1)"),
@@ -301,7 +301,7 @@ OPTIONS = (
     Option('train.optim_g.momentum', UNIT_OPEN, 0, "SGD's momentum"),
     Option('train.optim_g.*', Any(), None, 'other keyword arguments of the optimizer class'),
     Option('train.scheduler', Optional(Mapping()), None, 'the learning-rate schedule (~: constant)'),
-    Option('train.scheduler.type', Choice(('MultiStepLR', 'CosineAnnealingLR')), REQUIRED, 'the schedule'),
+    Option('train.scheduler.type', Text(), REQUIRED, 'the schedule: MultiStepLR or CosineAnnealingLR (SCHEDULER_REGISTRY)'),
     Option('train.scheduler.milestones', NumberList(Int(low=1), increasing=True), [],
            'MultiStepLR: iterations where the rate is multiplied by gamma (increasing)'),
     Option('train.scheduler.gamma', POSITIVE, 0.5, 'MultiStepLR: the factor'),
@@ -445,8 +445,9 @@ def check_signature_types(section, where, cls):
             Number().check(value, f'{where}.{key}')
 
 
-def check_typed_section(section, where, registry):
-    """Validate a ``{type: Name, **kwargs}`` section against the registered class's signature."""
+def check_typed_section(section, where, registry, reserved=()):
+    """Validate a ``{type: Name, **kwargs}`` section against the registered class's signature
+    (``reserved``: arguments the program passes itself, not options)."""
     if not isinstance(section, dict) or 'type' not in section:
         raise OptionError(f"'{where}' needs a 'type' key naming one of: {', '.join(registry.keys())}")
     if not isinstance(section['type'], str):
@@ -456,9 +457,20 @@ def check_typed_section(section, where, registry):
         cls = registry.get(section['type'])
     except KeyError as err:
         raise OptionError(f"{where}.type: {err.args[0]}") from None
-    check_keys({k: v for k, v in section.items() if k != 'type'}, where, signature_keys(cls))
+    check_keys({k: v for k, v in section.items() if k != 'type'}, where, signature_keys(cls) - set(reserved))
     check_signature_types(section, where, cls)
     return cls
+
+
+def check_training_classes(train):
+    """The optimizer and the schedule: registered names, and keys their classes take."""
+    from basicsr.models import lr_scheduler, optimizers
+    from basicsr.utils.registry import OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY
+    if train.get('optim_g') is not None:
+        check_typed_section({'type': 'Adam', **train['optim_g']}, 'train.optim_g', OPTIMIZER_REGISTRY,
+                            optimizers.BUILD_ARGUMENTS)
+    if train.get('scheduler') is not None:
+        check_typed_section(train['scheduler'], 'train.scheduler', SCHEDULER_REGISTRY, lr_scheduler.BUILD_ARGUMENTS)
 
 
 def check_dataset_section(section, where, registry):
@@ -573,6 +585,7 @@ def validate(opt):
     for key, section in (opt.get('train') or {}).items():
         if str(key).endswith('_loss') and section is not None:
             check_typed_section(section, f'train.{key}', LOSS_REGISTRY)
+    check_training_classes(opt.get('train') or {})
     check_run_layout(opt)
     check_network_builds(opt['network_g'])
 

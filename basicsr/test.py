@@ -9,8 +9,8 @@ from basicsr.utils.dist_util import barrier, close_dist, gather_to_all, init_dis
 from basicsr.utils.errors import OptionError, report_user_errors, writing
 from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
-from basicsr.utils.memory import keep_freed_memory
-from basicsr.utils.options import dict_to_yaml, parse_options
+from basicsr.utils.options import dict_to_yaml, option_value, parse_options
+from basicsr.utils.process_settings import run_settings
 from basicsr.utils.seed import set_random_seed
 
 
@@ -39,53 +39,57 @@ def test_pipeline(argv=None):
     check_weights(opt)
     init_dist_from_options(opt, args.launcher)
     try:
-        check_model_options(opt)
-        val_opt = opt.get('val') or {}
-        metric_names = metric_names_from_options(val_opt)
-        if opt.get('keep_freed_memory', True):
-            keep_freed_memory()  # the network's and metrics' temporaries otherwise page-fault in for every image
-        # Pairing every set first means a missing partner stops the run before any work is done.
-        datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
-                    for key, opt_set in opt['datasets'].items()}
-        make_run_dirs(opt, option_file=args.opt)
-        barrier()  # the other processes write into the folders rank 0 just made
-        log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
-        with writing(log_file):
-            logger = get_root_logger(log_file)
-        logger.info(get_env_info())
-        for note in args.released_notes:
-            logger.info(f'released option file: {note}')
-        logger.info('options:\n' + dict_to_yaml(opt))
-        copy_option_file(args.opt, opt, args.opt_text)
-        set_random_seed(opt['manual_seed'])
-
-        model = build_model(model_options(opt, logger))
-        logger.info(f'device: {model.device}, execution: {model.execution}')
-        scores = {}
-        for set_name, (dataset, set_opt) in datasets.items():
-            # With several processes each fuses every world_size-th image of the set.
-            loader = build_test_loader(shard_for_this_rank(dataset), set_opt, model.device)
-            save_dir = Path(opt['path']['visualization']) / set_name if val_opt.get('save_img', True) else None
-            scorer = SetScorer(metric_names, val_opt.get('convention', 'tang')) if metric_names else None
-            on_image = (lambda stem, fused, item: scorer.add(stem, item['ir'], item['vis'], fused)) if scorer else None
-            rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'), on_image)
-            rate = sum(gather_to_all(rate))
-            logger.info(f'{set_name}: {len(dataset)} images fused at {rate:.2f} images/s'
-                        + (f' -> {save_dir}' if save_dir else ''))
-            if scorer:
-                scorer.merge(gather_to_all((scorer.stems, scorer.rows)), order=[stem for stem, _ in dataset.samples])
-                csv_path = Path(opt['path']['metrics']) / f'{set_name}.csv'
-                with writing(csv_path):
-                    scorer.write_csv(csv_path)
-                logger.info(f'{set_name}: metrics per image -> {csv_path}')
-                scores[set_name] = scorer.rows
-        if scores:
-            table = format_table(scores, metric_names, label='set', with_std=False)
-            logger.info(f"mean metrics ({val_opt.get('convention', 'tang')} convention):\n{table}")
+        with run_settings(opt):
+            return fuse_and_score(opt, args)
     finally:
         close_file_handlers()
         release_run_locks()
         close_dist()
+
+
+def fuse_and_score(opt, args):
+    """Fuse every test set of ``opt``, write the images and the metrics CSVs, log the mean table."""
+    check_model_options(opt)
+    val_opt = opt.get('val') or {}
+    metric_names = metric_names_from_options(val_opt)
+    # Pairing every set first means a missing partner stops the run before any work is done.
+    datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
+                for key, opt_set in opt['datasets'].items()}
+    make_run_dirs(opt, option_file=args.opt)
+    barrier()  # the other processes write into the folders rank 0 just made
+    log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
+    with writing(log_file):
+        logger = get_root_logger(log_file)
+    logger.info(get_env_info())
+    for note in args.released_notes:
+        logger.info(f'released option file: {note}')
+    logger.info('options:\n' + dict_to_yaml(opt))
+    copy_option_file(args.opt, opt, args.opt_text)
+    set_random_seed(opt['manual_seed'])
+
+    model = build_model(model_options(opt, logger))
+    logger.info(f'device: {model.device}, execution: {model.execution}')
+    scores = {}
+    for set_name, (dataset, set_opt) in datasets.items():
+        # With several processes each fuses every world_size-th image of the set.
+        loader = build_test_loader(shard_for_this_rank(dataset), set_opt, model.device)
+        save_dir = Path(opt['path']['visualization']) / set_name if val_opt.get('save_img', True) else None
+        scorer = SetScorer(metric_names, option_value(opt, 'val.convention')) if metric_names else None
+        on_image = (lambda stem, fused, item: scorer.add(stem, item['ir'], item['vis'], fused)) if scorer else None
+        rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'), on_image)
+        rate = sum(gather_to_all(rate))
+        logger.info(f'{set_name}: {len(dataset)} images fused at {rate:.2f} images/s'
+                    + (f' -> {save_dir}' if save_dir else ''))
+        if scorer:
+            scorer.merge(gather_to_all((scorer.stems, scorer.rows)), order=[stem for stem, _ in dataset.samples])
+            csv_path = Path(opt['path']['metrics']) / f'{set_name}.csv'
+            with writing(csv_path):
+                scorer.write_csv(csv_path)
+            logger.info(f'{set_name}: metrics per image -> {csv_path}')
+            scores[set_name] = scorer.rows
+    if scores:
+        table = format_table(scores, metric_names, label='set', with_std=False)
+        logger.info(f"mean metrics ({option_value(opt, 'val.convention')} convention):\n{table}")
     return opt
 
 

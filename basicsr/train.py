@@ -24,25 +24,11 @@ from basicsr.utils.dist_util import close_dist, get_dist_info, init_dist_from_op
 from basicsr.utils.errors import InputError, Interrupted, OptionError, WriteError, report_user_errors
 from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
-from basicsr.utils.memory import keep_freed_memory
 from basicsr.utils.options import dict_to_yaml, option_value, parse_options
+from basicsr.utils.process_settings import run_settings
 from basicsr.utils.seed import set_random_seed
 from basicsr.utils.training_state import (find_resume_state, load_training_state, restore_rng_states, rng_states,
                                           save_training_state)
-
-
-def configure_backends(opt):
-    """Deterministic kernels when asked (slower on GPUs), otherwise the fastest ones; TF32 when asked."""
-    if opt.get('deterministic'):
-        # cuBLAS needs a fixed workspace to be deterministic; it reads this before its first call.
-        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True  # the crops have one fixed size
-    tf32 = bool(opt.get('use_tf32', False))
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
 
 
 def share_seed(opt):
@@ -220,7 +206,7 @@ class Trainer:
             save_root = self.opt['path']['visualization'] if self.val_opt.get('save_img', True) else None
             results, improved = self.model.validation(
                 self.val_loaders, current_iter, self.metric_names,
-                self.val_opt.get('convention', 'tang'), save_root, on_grid, grid_count)
+                option_value(self.opt, 'val.convention'), save_root, on_grid, grid_count)
             for set_name, means in results.items():
                 scores = ' '.join(f'{name}: {value:.4f}' for name, value in means.items())
                 self.logger.info(f'validation {set_name} at iter {current_iter:,}: {scores or "(no metrics)"}')
@@ -254,7 +240,8 @@ def train_pipeline(argv=None):
     opt, args = parse_options(is_train=True, argv=argv)
     init_dist_from_options(opt, args.launcher)
     try:
-        return train(opt, args)
+        with run_settings(opt, training=True):
+            return train(opt, args)
     finally:
         close_file_handlers()
         release_run_locks()
@@ -263,9 +250,6 @@ def train_pipeline(argv=None):
 
 def train(opt, args):
     share_seed(opt)
-    configure_backends(opt)
-    if opt.get('keep_freed_memory', True):
-        keep_freed_memory()  # the step's temporaries otherwise page-fault in on every iteration
     train_set_opt, val_set_opts = split_datasets(opt)
     metric_names_from_options(opt.get('val'))  # a bad metric name stops the run before any training
     # Pairing every set first means a missing partner stops the run before any work is done.

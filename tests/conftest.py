@@ -12,7 +12,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
 WEIGHTS = SHARED / 'weights' / 'FISCNet_official.pth'
 
-keep_freed_memory()  # the suite runs the network as test.py and train.py do, and 2-3x faster
+
+@pytest.fixture(scope='session', autouse=True)
+def user_process_settings():
+    """The suite runs under the allocator setting train.py and test.py apply by default
+    (keep_freed_memory: true), as a user's runs do; it also makes the suite 2-3x faster."""
+    keep_freed_memory()
 
 
 def require_shared(*parts):

@@ -1,6 +1,7 @@
 import pytest
 import yaml
 
+from conftest import REPO
 from basicsr.utils.device import select_device
 from basicsr.utils.errors import OptionError
 from basicsr.utils.options import apply_overrides, parse_options
@@ -119,3 +120,11 @@ def test_any_registered_loss_under_any_loss_key(tmp_path):
     assert opt['train']['gradient2_loss']['type'] == 'GradientFusionLoss'
     with pytest.raises(OptionError, match="train.gradient2_loss.type: no loss named 'GradientLoss'"):
         parse(tmp_path, dict(BASE, train={'gradient2_loss': {'type': 'GradientLoss'}}), is_train=True)
+
+
+def test_the_readme_key_table_is_the_schema():
+    from basicsr.utils.options import options_table
+    readme = (REPO / 'README.md').read_text(encoding='utf-8')
+    start = readme.index('<!-- options table:')
+    block = readme[readme.index('\n', start) + 1:readme.index('<!-- end of options table -->')].strip()
+    assert block == options_table(), 'README.md: paste the output of python scripts/option_table.py'

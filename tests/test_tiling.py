@@ -198,7 +198,7 @@ def test_released_fiscnet_in_tiles_stays_near_whole_image_fusion():
 
 def run_fuse_py(*args, cwd):
     return subprocess.run([sys.executable, str(REPO / 'scripts' / 'fuse.py'), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True)
 
 
 @pytest.mark.parametrize('flags, message', [

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from basicsr.data.saliency import (_round_half_away, global_contrast_saliency, mask_table, pair_mask, read_gray_u8,
-                                   saliency_levels, saliency_mask, to_gray_u8)
+                                   saliency_levels, saliency_mask, to_saliency_gray)
 from basicsr.utils.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,15 +116,15 @@ def test_rounding_to_8_bits_is_half_away_from_zero_like_matlab_uint8():
 
 def test_gray_conversion_rounds_half_away_from_zero_and_scales_16_bit():
     rgb = u8([[[1, 0, 0], [1, 1, 0], [255, 255, 254], [9, 9, 9]]])  # 1/3, 2/3, 254.67, 9
-    np.testing.assert_array_equal(to_gray_u8(rgb), [[0, 1, 255, 9]])
+    np.testing.assert_array_equal(to_saliency_gray(rgb), [[0, 1, 255, 9]])
     deep = np.array([[128, 129, 385, 386, 65535]], dtype=np.uint16)  # v / 257: .498 .502 1.498 1.502 255
-    np.testing.assert_array_equal(to_gray_u8(deep), [[0, 1, 1, 2, 255]])
+    np.testing.assert_array_equal(to_saliency_gray(deep), [[0, 1, 1, 2, 255]])
     rgba = np.dstack([rgb, np.zeros((1, 4), np.uint8)])
-    np.testing.assert_array_equal(to_gray_u8(rgba), [[0, 1, 255, 9]])
+    np.testing.assert_array_equal(to_saliency_gray(rgba), [[0, 1, 255, 9]])
     # infrared: the red channel (OpenCV order B, G, R), as the training pipeline's infrared input
-    np.testing.assert_array_equal(to_gray_u8(u8([[[10, 20, 30], [7, 7, 7]]]), infrared=True), [[30, 7]])
+    np.testing.assert_array_equal(to_saliency_gray(u8([[[10, 20, 30], [7, 7, 7]]]), infrared=True), [[30, 7]])
     with pytest.raises(InputError, match='float32'):
-        to_gray_u8(np.zeros((2, 2), np.float32))
+        to_saliency_gray(np.zeros((2, 2), np.float32))
 
 
 # ---------------------------------------------------------------- files and command line

@@ -37,7 +37,7 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
     return low + (x - low >= 0.5)
 
 
-def to_gray_u8(img: np.ndarray, infrared: bool = False) -> np.ndarray:
+def to_saliency_gray(img: np.ndarray, infrared: bool = False) -> np.ndarray:
     """Reduce a decoded image to the 8-bit gray image the saliency is computed on.
 
     16-bit data is first scaled to 8 bits per channel as ``round(v / 257)`` (MATLAB ``im2uint8``;
@@ -79,7 +79,7 @@ def to_gray_u8(img: np.ndarray, infrared: bool = False) -> np.ndarray:
 
 
 def read_gray_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
-    """Read an image file as the (H, W) uint8 gray image of :func:`to_gray_u8`.
+    """Read an image file as the (H, W) uint8 gray image of :func:`to_saliency_gray`.
 
     Raises:
         InputError: the file is missing, unreadable, corrupt, or of an unsupported type; the
@@ -87,7 +87,7 @@ def read_gray_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
     """
     img = decode_image_file(path, _READ_FLAGS)
     try:
-        return to_gray_u8(img, infrared)
+        return to_saliency_gray(img, infrared)
     except InputError as err:
         raise InputError(f'{path}: {err}') from None
 

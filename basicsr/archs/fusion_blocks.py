@@ -16,6 +16,28 @@ def conv1(cin, cout):
     return nn.Conv2d(cin, cout, 1)
 
 
+class DerivedWeightCache:
+    """Keeps a weight derived from parameters (a folded kernel, an LU product) between calls that
+    need no gradient, rebuilding it when a parameter changes (an optimizer step, a loaded state
+    dict, a move to another device) and on every call that trains.
+
+    The cached tensor is what a fresh build computes, so outputs are bit-identical either way.
+    Changes are seen through the parameters' version counters, which every in-place operation
+    bumps except writes through ``.data``.
+    """
+
+    def __init__(self):
+        self.key, self.value = None, None
+
+    def get(self, build, params):
+        if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or torch.compiler.is_compiling():
+            return build()
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        if key != self.key:
+            self.key, self.value = key, build()
+        return self.value
+
+
 class TapConv(nn.Module):
     """Holds five learnt taps per (out, in) channel pair, shape (cout, cin, 1, 5)."""
 
@@ -28,7 +50,8 @@ class CDC(nn.Module):
     """Cross-difference convolution: a "+" and a "x" central-difference branch mixed by a gate.
 
     Both branches, the gate and the identity skip are linear in the input, so they fold into one
-    3x3 kernel that is rebuilt from the taps on every call (it stays differentiable).
+    3x3 kernel: rebuilt from the taps at every training call (it stays differentiable), built once
+    for inference and kept until the taps change.
 
     Raises:
         ValueError: ``cin != cout`` (the identity skip needs equal widths).
@@ -40,6 +63,7 @@ class CDC(nn.Module):
         self.HP_branch = nn.Parameter(torch.zeros(1))
         self.h_conv = TapConv(cin, cout)
         self.d_conv = TapConv(cin, cout)
+        self._kernel = DerivedWeightCache()
         if cin != cout:
             raise ValueError(f'CDC has an identity skip, so cin ({cin}) must equal cout ({cout})')
 
@@ -60,7 +84,8 @@ class CDC(nn.Module):
         return kernel.view(*kernel.shape[:2], 3, 3)
 
     def forward(self, x):
-        return F.conv2d(x, self.kernel().to(x.dtype), padding=1)
+        kernel = self._kernel.get(self.kernel, (self.HP_branch, self.h_conv.conv.weight, self.d_conv.conv.weight))
+        return F.conv2d(x, kernel.to(x.dtype), padding=1)
 
 
 class EdgeBlock(nn.Module):
@@ -126,6 +151,7 @@ class InvertibleConv1x1(nn.Module):
         self.log_s = nn.Parameter(torch.log(diag.abs()))
         self.upper = nn.Parameter(torch.triu(upper, 1))
         self.register_buffer('lower_mask', torch.tril(torch.ones(channels, channels), -1), persistent=False)
+        self._weight = DerivedWeightCache()
 
     def weight(self):
         eye = torch.eye(self.p.shape[0], dtype=self.p.dtype, device=self.p.device)
@@ -134,7 +160,7 @@ class InvertibleConv1x1(nn.Module):
         return self.p @ lower @ upper
 
     def forward(self, x):
-        w = self.weight().to(x.dtype)
+        w = self._weight.get(self.weight, (self.p, self.sign_s, self.lower, self.log_s, self.upper)).to(x.dtype)
         return F.conv2d(x, w[:, :, None, None])
 
 

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # CDC stays importable from here: it is part of FISCNet's public building blocks.
-from basicsr.archs.fusion_blocks import CDC, DenseBlock, EdgeBlock, InvBlock, Refine, conv1, conv3  # noqa: F401
+from basicsr.archs.fusion_blocks import (CDC, CONV_SLOPE, DenseBlock, EdgeBlock, InvBlock, Refine,  # noqa: F401
+                                         conv1, conv3)
 from basicsr.utils.registry import ARCH_REGISTRY
 
 MIN_SIZE = 8  # at 1/4 scale the instance norms must still see more than one pixel
@@ -46,13 +47,13 @@ def channel_std(x):
 class DenseBlockMscale(nn.Module):
     """One DenseBlock applied at full, 1/2 and 1/4 scale, mixed by a pooled channel gate."""
 
-    def __init__(self, cin, cout):
+    def __init__(self, cin: int, cout: int):
         super().__init__()
         self.ops = DenseBlock(cin, cout)
-        self.fusepool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv1(cout, cout), nn.LeakyReLU(0.1))
-        self.fc1 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(0.1))
-        self.fc2 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(0.1))
-        self.fc3 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(0.1))
+        self.fusepool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv1(cout, cout), nn.LeakyReLU(CONV_SLOPE))
+        self.fc1 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(CONV_SLOPE))
+        self.fc2 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(CONV_SLOPE))
+        self.fc3 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(CONV_SLOPE))
         self.fuse = conv1(3 * cout, cout)
 
     def forward(self, x):
@@ -69,13 +70,13 @@ class DenseBlockMscale(nn.Module):
 class Interaction(nn.Module):
     """Spatial compensation: attention-weighted exchange between the fused and source features."""
 
-    def __init__(self, c):
+    def __init__(self, c: int):
         super().__init__()
         for source in ('vis', 'inf'):
             setattr(self, f'spa_att_{source}', nn.Sequential(
-                conv3(c, c // 2), nn.LeakyReLU(0.1), conv3(c // 2, c), nn.Sigmoid()))
+                conv3(c, c // 2), nn.LeakyReLU(CONV_SLOPE), conv3(c // 2, c), nn.Sigmoid()))
             setattr(self, f'cha_att_{source}', nn.Sequential(
-                conv1(2 * c, c // 2), nn.LeakyReLU(0.1), conv1(c // 2, 2 * c), nn.Sigmoid()))
+                conv1(2 * c, c // 2), nn.LeakyReLU(CONV_SLOPE), conv1(c // 2, 2 * c), nn.Sigmoid()))
             setattr(self, f'post_{source}', conv3(2 * c, c))
         self.fused = InvBlock(2 * c, c, subnet=DenseBlockMscale)
         self.post = conv3(2 * c, c)
@@ -92,7 +93,8 @@ class Interaction(nn.Module):
 
 
 class CalibrationFirst(nn.Module):
-    """Stage 1: lifts the fused map and both sources from 1 to C channels, then interacts.
+    """Stage 1 (``correction1`` in the checkpoint): lifts the fused map and both sources from 1 to C
+    channels, then interacts.
 
     The released model encodes all three inputs with the ``fused`` encoder; its ``vis`` and
     ``inf`` encoders were trained never and hold uninitialised values. With
@@ -100,7 +102,7 @@ class CalibrationFirst(nn.Module):
     dropped on loading; ``True`` builds and uses them, for new trainings.
     """
 
-    def __init__(self, cin, cout, separate_encoders=False):
+    def __init__(self, cin: int, cout: int, separate_encoders: bool = False):
         super().__init__()
         self.separate_encoders = separate_encoders
         if separate_encoders:
@@ -124,9 +126,10 @@ class CalibrationFirst(nn.Module):
 
 
 class Calibration(nn.Module):
-    """Stages 2 and 3: encode, integrate in frequency channel by channel, then interact."""
+    """Stages 2 and 3 (``correction2``, ``correction3`` in the checkpoint): encode, integrate in
+    frequency channel by channel, then interact."""
 
-    def __init__(self, c):
+    def __init__(self, c: int):
         super().__init__()
         self.vis = EdgeBlock(c, c)
         self.inf = EdgeBlock(c, c)
@@ -160,7 +163,8 @@ class FISCNet(nn.Module):
         torch.Size([1, 1, 16, 20])
     """
 
-    def __init__(self, vis_channels=1, inf_channels=1, n_feat=16, separate_stage1_encoders=False):
+    def __init__(self, vis_channels: int = 1, inf_channels: int = 1, n_feat: int = 16,
+                 separate_stage1_encoders: bool = False):
         super().__init__()
         if vis_channels != inf_channels:
             raise ValueError(f'vis_channels ({vis_channels}) and inf_channels ({inf_channels}) must be '

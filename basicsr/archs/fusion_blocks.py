@@ -7,12 +7,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The constants of the released blocks.
+CDC_THETA = 0.8        # weight of the central difference subtracted in each CDC branch
+COUPLING_CLAMP = 0.8   # bound of the affine coupling's log-scale
+CONV_SLOPE = 0.1       # LeakyReLU slope of the conv blocks, gates and attention branches
+DENSE_SLOPE = 0.2      # LeakyReLU slope of the dense block
+INIT_SCALE = 0.1       # the dense blocks' Xavier-normal weights are scaled by this for new trainings
 
-def conv3(cin, cout, bias=True):
+
+def conv3(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1, bias=bias)
 
 
-def conv1(cin, cout):
+def conv1(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1)
 
 
@@ -41,7 +48,7 @@ class DerivedWeightCache:
 class TapConv(nn.Module):
     """Holds five learnt taps per (out, in) channel pair, shape (cout, cin, 1, 5)."""
 
-    def __init__(self, cin, cout):
+    def __init__(self, cin: int, cout: int):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, (1, 5), bias=False)
 
@@ -57,7 +64,7 @@ class CDC(nn.Module):
         ValueError: ``cin != cout`` (the identity skip needs equal widths).
     """
 
-    def __init__(self, cin, cout, theta=0.8):
+    def __init__(self, cin: int, cout: int, theta: float = CDC_THETA):
         super().__init__()
         self.theta = theta
         self.HP_branch = nn.Parameter(torch.zeros(1))
@@ -89,7 +96,9 @@ class CDC(nn.Module):
 
 
 class EdgeBlock(nn.Module):
-    def __init__(self, cin, cout):
+    """Edge-aware encoder: a 3x3 conv, then a residual conv pair plus a cross-difference conv."""
+
+    def __init__(self, cin: int, cout: int):
         super().__init__()
         self.process = conv3(cin, cout)
         self.Res = nn.Sequential(conv3(cout, cout), nn.ReLU(inplace=True), conv3(cout, cout))
@@ -103,7 +112,7 @@ class EdgeBlock(nn.Module):
 class UNetConvBlock(nn.Module):
     """Conv block whose first half of channels is instance-normalised (half instance norm)."""
 
-    def __init__(self, cin, cout):
+    def __init__(self, cin: int, cout: int):
         super().__init__()
         self.identity = conv1(cin, cout)
         self.conv_1 = conv3(cin, cout)
@@ -114,13 +123,15 @@ class UNetConvBlock(nn.Module):
         out = self.conv_1(x)
         half = out.shape[1] // 2
         out = torch.cat([self.norm(out[:, :half]), out[:, half:]], dim=1)
-        out = F.leaky_relu(out, 0.1)
-        out = F.leaky_relu(self.conv_2(out), 0.1)
+        out = F.leaky_relu(out, CONV_SLOPE)
+        out = F.leaky_relu(self.conv_2(out), CONV_SLOPE)
         return out + self.identity(x)
 
 
 class DenseBlock(nn.Module):
-    def __init__(self, cin, cout, gc=16):
+    """Two half-instance-norm conv blocks of ``gc`` channels, densely connected, then a 3x3 conv."""
+
+    def __init__(self, cin: int, cout: int, gc: int = 16):
         super().__init__()
         self.conv1 = UNetConvBlock(cin, gc)
         self.conv2 = UNetConvBlock(gc, gc)
@@ -128,19 +139,19 @@ class DenseBlock(nn.Module):
         for conv in [*self.conv1.modules(), *self.conv2.modules(), self.conv3]:
             if isinstance(conv, nn.Conv2d):
                 nn.init.xavier_normal_(conv.weight)
-                conv.weight.data.mul_(0.1)
+                conv.weight.data.mul_(INIT_SCALE)
                 nn.init.zeros_(conv.bias)
 
     def forward(self, x):
-        x1 = F.leaky_relu(self.conv1(x), 0.2)
-        x2 = F.leaky_relu(self.conv2(x1), 0.2)
-        return F.leaky_relu(self.conv3(torch.cat([x, x1, x2], dim=1)), 0.2)
+        x1 = F.leaky_relu(self.conv1(x), DENSE_SLOPE)
+        x2 = F.leaky_relu(self.conv2(x1), DENSE_SLOPE)
+        return F.leaky_relu(self.conv3(torch.cat([x, x1, x2], dim=1)), DENSE_SLOPE)
 
 
 class InvertibleConv1x1(nn.Module):
     """Invertible 1x1 convolution, LU-parametrised (Glow)."""
 
-    def __init__(self, channels):
+    def __init__(self, channels: int):
         super().__init__()
         weight = torch.linalg.qr(torch.randn(channels, channels))[0]
         p, lower, upper = torch.linalg.lu(weight)
@@ -175,7 +186,7 @@ class InvBlock(nn.Module):
         clamp (float): bound of the log-scale of the scaled coupling.
     """
 
-    def __init__(self, channels, split, subnet=DenseBlock, clamp=0.8):
+    def __init__(self, channels: int, split: int, subnet: type = DenseBlock, clamp: float = COUPLING_CLAMP):
         super().__init__()
         self.split = split
         self.clamp = clamp
@@ -196,7 +207,7 @@ class InvBlock(nn.Module):
 class CALayer(nn.Module):
     """Adds a per-channel constant, computed from the pooled features, to its input."""
 
-    def __init__(self, c, reduction=4):
+    def __init__(self, c: int, reduction: int = 4):
         super().__init__()
         self.process = nn.Sequential(conv3(c, c), nn.ReLU(inplace=True), conv3(c, c))
         self.conv_du = nn.Sequential(conv1(c, c // reduction), nn.ReLU(inplace=True),
@@ -210,7 +221,7 @@ class CALayer(nn.Module):
 class Refine(nn.Module):
     """Reconstruction head: conv, two channel-attention layers, conv to ``out_channels``."""
 
-    def __init__(self, c, out_channels=1):
+    def __init__(self, c: int, out_channels: int = 1):
         super().__init__()
         self.conv_in = conv3(c, c)
         self.process = nn.Sequential(CALayer(c), CALayer(c))

@@ -198,7 +198,8 @@ class FusionModel:
         self.optimizer = build_optimizer([p for p in self.net_g.parameters() if p.requires_grad],
                                          option_value(self.opt, 'train.optim_g'))
         self.scheduler = build_scheduler(self.optimizer, train_opt.get('scheduler'),
-                                         option_value(self.opt, 'train.total_iter'), option_value(self.opt, 'train.warmup_iter'))
+                                         option_value(self.opt, 'train.total_iter'),
+                                         option_value(self.opt, 'train.warmup_iter'))
         self.grad_clip = train_opt.get('grad_clip')
         self.best_metrics = {}
 

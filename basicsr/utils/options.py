@@ -281,10 +281,12 @@ OPTIONS = (
     # paths
     Option('path', Mapping(), {}, 'files and folders'),
     Option('path.pretrain_network_g', Optional(FilePath()), None,
-           f"checkpoint file; test.py and fuse.py need one (or '{RANDOM_WEIGHTS}' for untrained weights in a smoke test)"),
+           f"checkpoint file; test.py and fuse.py need one (or '{RANDOM_WEIGHTS}' for untrained weights in a "
+           'smoke test)'),
     Option('path.param_key_g', Text(), 'params_ema',
            'state dict key of the checkpoint (params_ema falls back to params when absent, as in the released file)'),
-    Option('path.strict_load_g', Bool(), True, 'true: a checkpoint that does not fit is an error; false: load what fits, warn'),
+    Option('path.strict_load_g', Bool(), True,
+           'true: a checkpoint that does not fit is an error; false: load what fits, warn'),
     Option('path.resume_state', Optional(FilePath()), None, 'a training state to resume from'),
     Option('path.results_root', Optional(FilePath()), 'results/<name>', 'the test run folder'),
     Option('path.experiments_root', Optional(FilePath()), 'experiments/<name>', 'the training run folder'),
@@ -306,7 +308,8 @@ OPTIONS = (
     Option('train.optim_g.momentum', UNIT_OPEN, 0, "SGD's momentum"),
     Option('train.optim_g.*', Any(), None, 'other keyword arguments of the optimizer class'),
     Option('train.scheduler', Optional(Mapping()), None, 'the learning-rate schedule (~: constant)'),
-    Option('train.scheduler.type', Text(), REQUIRED, 'the schedule: MultiStepLR or CosineAnnealingLR (SCHEDULER_REGISTRY)'),
+    Option('train.scheduler.type', Text(), REQUIRED,
+           'the schedule: MultiStepLR or CosineAnnealingLR (SCHEDULER_REGISTRY)'),
     Option('train.scheduler.milestones', NumberList(Int(low=1), increasing=True), [],
            'MultiStepLR: iterations where the rate is multiplied by gamma (increasing)'),
     Option('train.scheduler.gamma', POSITIVE, 0.5, 'MultiStepLR: the factor'),
@@ -370,8 +373,8 @@ def options_table(sections=None):
     The README's and docs/training.md's key tables are this table (``python scripts/option_table.py``).
 
     Example:
-        >>> print(options_table(['to_8bit']).splitlines()[2])
-        | `to_8bit` | one of round, stretch_truncate | `round` | how fused images become 8 bits: round, or stretch_truncate (SeAFusion's released saving) |
+        >>> print(options_table(['tile_overlap']).splitlines()[2])
+        | `tile_overlap` | an integer >= 0 | `32` | pixels shared by neighbouring tiles, blended linearly |
     """
     def cell(text):
         return str(text).replace('|', '\\|')

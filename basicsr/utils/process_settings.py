@@ -37,19 +37,19 @@ def run_settings(opt, training=False):
     if not training:
         yield
         return
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, os.environ.get(CUBLAS_WORKSPACE[0]))
+    cuda, cudnn = torch.backends.cuda, torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cuda.matmul.allow_tf32, cudnn.allow_tf32,
+             os.environ.get(CUBLAS_WORKSPACE[0]))
     deterministic = bool(option_value(opt, 'deterministic'))
     if deterministic:
         os.environ.setdefault(*CUBLAS_WORKSPACE)
     torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.benchmark = not deterministic
-    tf32 = bool(option_value(opt, 'use_tf32'))
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    cudnn.benchmark = not deterministic
+    cuda.matmul.allow_tf32 = cudnn.allow_tf32 = bool(option_value(opt, 'use_tf32'))
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(saved[0])
-        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[1:4]
+        cudnn.benchmark, cuda.matmul.allow_tf32, cudnn.allow_tf32 = saved[1:4]
         if saved[4] is None:
             os.environ.pop(CUBLAS_WORKSPACE[0], None)

@@ -51,18 +51,22 @@ COMMON_FAILURES = [
 ]
 
 
+def assert_failed_start_changes_nothing(pipeline, workspace, checkpoint, is_train, overrides, error, message):
+    (workspace / 'o.yml').write_text(yaml.safe_dump(options(workspace, checkpoint, is_train)))
+    before = snapshot(workspace)
+    overrides = [item.replace('CHECKPOINT', str(checkpoint)) for item in overrides]
+    with pytest.raises(error, match=message):
+        pipeline(['-opt', 'o.yml', '--force_yml', *overrides])
+    assert snapshot(workspace) == before
+
+
 @pytest.mark.parametrize('overrides, error, message', COMMON_FAILURES + [
     (['datasets.test_1.dataroot_ir=nowhere/ir'], InputError, 'nowhere/ir'),
     (['val.metrics=[EN, Qab]'], OptionError, 'Qab'),
 ])
 def test_a_failed_test_run_changes_nothing(workspace, random_checkpoint, overrides, error, message):
     from basicsr.test import test_pipeline
-    (workspace / 'o.yml').write_text(yaml.safe_dump(options(workspace, random_checkpoint, is_train=False)))
-    before = snapshot(workspace)
-    overrides = [item.replace('CHECKPOINT', str(random_checkpoint)) for item in overrides]
-    with pytest.raises(error, match=message):
-        test_pipeline(['-opt', 'o.yml', '--force_yml', *overrides])
-    assert snapshot(workspace) == before
+    assert_failed_start_changes_nothing(test_pipeline, workspace, random_checkpoint, False, overrides, error, message)
 
 
 @pytest.mark.parametrize('overrides, error, message', COMMON_FAILURES + [
@@ -72,12 +76,7 @@ def test_a_failed_test_run_changes_nothing(workspace, random_checkpoint, overrid
 ])
 def test_a_failed_training_start_changes_nothing(workspace, random_checkpoint, overrides, error, message):
     from basicsr.train import train_pipeline
-    (workspace / 'o.yml').write_text(yaml.safe_dump(options(workspace, random_checkpoint, is_train=True)))
-    before = snapshot(workspace)
-    overrides = [item.replace('CHECKPOINT', str(random_checkpoint)) for item in overrides]
-    with pytest.raises(error, match=message):
-        train_pipeline(['-opt', 'o.yml', '--force_yml', *overrides])
-    assert snapshot(workspace) == before
+    assert_failed_start_changes_nothing(train_pipeline, workspace, random_checkpoint, True, overrides, error, message)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')

@@ -6,7 +6,7 @@ import torch
 
 from basicsr.data.fusion_test_dataset import image_to_tensor, match_pair
 from basicsr.models import RANDOM_WEIGHTS
-from basicsr.models.fusion_model import FusionModel
+from basicsr.models.fusion_engine import FusionEngine
 from basicsr.utils.errors import InputError, OptionError, reworded
 from basicsr.utils.img_util import array_to_rgb, read_image, write_image
 
@@ -66,13 +66,13 @@ class Fuser:
                'path': {'pretrain_network_g': None if weights == RANDOM_WEIGHTS else str(weights),
                         'param_key_g': param_key}}
         try:
-            self.model = FusionModel(opt)
+            self.engine = FusionEngine.from_options(opt)
         except (InputError, OptionError) as err:
             raise reworded(err, ARGUMENT_ADVICE) from None
 
     @property
     def device(self):
-        return self.model.device
+        return self.engine.device
 
     def __call__(self, ir, vi):
         """Fuse one pair.
@@ -93,10 +93,8 @@ class Fuser:
         names = {'ir': self._name(ir, 'ir'), 'vi': self._name(vi, 'vi')}
         images = {'ir': self._read(ir, names['ir']), 'vi': self._read(vi, names['vi'])}
         images = match_pair(images, names, self.resize_vi_to_ir)
-        batch = {'ir': image_to_tensor(images['ir'][:, :, :1])[None], 'vis': image_to_tensor(images['vi'])[None]}
-        self.model.feed_data(batch)
-        self.model.test_within_memory(f"{names['ir']} + {names['vi']}")
-        return self.model.fused_images_uint8()[0]
+        ir, vi = image_to_tensor(images['ir'][:, :, :1])[None], image_to_tensor(images['vi'])[None]
+        return self.engine.to_uint8(self.engine.fuse(ir, vi, f"{names['ir']} + {names['vi']}"))[0]
 
     def fuse_files(self, ir, vi, out):
         """Fuse the pair of files ``ir`` and ``vi`` and write the result to ``out`` (a .png path)."""

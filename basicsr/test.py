@@ -4,10 +4,12 @@ from pathlib import Path
 from basicsr.data import build_dataset, build_test_loader
 from basicsr.metrics.report import format_table
 from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
-from basicsr.models import RANDOM_WEIGHTS, build_model, check_model_options
+from basicsr.models import RANDOM_WEIGHTS, check_model_options
+from basicsr.models.fusion_engine import FusionEngine
 from basicsr.utils.dist_util import barrier, close_dist, gather_to_all, init_dist_from_options, shard_for_this_rank
 from basicsr.utils.errors import OptionError, report_user_errors, writing
 from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
+from basicsr.utils.img_util import write_image
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dict_to_yaml, option_value, parse_options
 from basicsr.utils.process_settings import run_settings
@@ -50,8 +52,7 @@ def test_pipeline(argv=None):
 def fuse_and_score(opt, args):
     """Fuse every test set of ``opt``, write the images and the metrics CSVs, log the mean table."""
     check_model_options(opt)
-    val_opt = opt.get('val') or {}
-    metric_names = metric_names_from_options(val_opt)
+    metric_names = metric_names_from_options(opt.get('val'))
     # Pairing every set first means a missing partner stops the run before any work is done.
     datasets = {opt_set.get('name', key): (build_dataset(opt_set), opt_set)
                 for key, opt_set in opt['datasets'].items()}
@@ -67,17 +68,20 @@ def fuse_and_score(opt, args):
     copy_option_file(args.opt, opt, args.opt_text)
     set_random_seed(opt['manual_seed'])
 
-    model = build_model(model_options(opt, logger))
-    logger.info(f'device: {model.device}, execution: {model.execution}')
+    engine = FusionEngine.from_options(model_options(opt, logger))
     scores = {}
     for set_name, (dataset, set_opt) in datasets.items():
         # With several processes each fuses every world_size-th image of the set.
-        loader = build_test_loader(shard_for_this_rank(dataset), set_opt, model.device)
-        save_dir = Path(opt['path']['visualization']) / set_name if val_opt.get('save_img', True) else None
+        loader = build_test_loader(shard_for_this_rank(dataset), set_opt, engine.device)
+        save_dir = Path(opt['path']['visualization']) / set_name if option_value(opt, 'val.save_img') else None
         scorer = SetScorer(metric_names, option_value(opt, 'val.convention')) if metric_names else None
-        on_image = (lambda stem, fused, item: scorer.add(stem, item['ir'], item['vis'], fused)) if scorer else None
-        rate = model.fuse_set(loader, set_name, save_dir, val_opt.get('suffix'), on_image)
-        rate = sum(gather_to_all(rate))
+        suffix = option_value(opt, 'val.suffix')
+        for result in engine.fuse_loader(loader, set_name):
+            if save_dir is not None:
+                write_image(save_dir / (f'{result.stem}_{suffix}.png' if suffix else f'{result.stem}.png'), result.fused)
+            if scorer:
+                scorer.add(result.stem, result.item['ir'], result.item['vi'], result.fused)
+        rate = sum(gather_to_all(engine.rate))
         logger.info(f'{set_name}: {len(dataset)} images fused at {rate:.2f} images/s'
                     + (f' -> {save_dir}' if save_dir else ''))
         if scorer:

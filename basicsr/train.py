@@ -3,11 +3,13 @@
 Several GPUs or nodes: torchrun --nproc_per_node N train.py -opt ... --launcher pytorch
 (or srun ... --launcher slurm); the same option file runs on 1 or N processes.
 """
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
@@ -17,14 +19,17 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from basicsr.data import build_dataset, build_test_loader, loader_workers, usable_cores
 from basicsr.data.prefetcher import prefetch
 from basicsr.data.sampler import EnlargedSampler
-from basicsr.metrics.set_scorer import metric_names_from_options
+from basicsr.metrics import higher_is_better
+from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options, tensor_to_uint8
 from basicsr.models import build_model, check_model_options
+from basicsr.models.fusion_engine import FusionEngine, engine_settings
 from basicsr.models.fusion_model import LossNotFiniteError
 from basicsr.utils.dist_util import close_dist, get_dist_info, init_dist_from_options
 from basicsr.utils.errors import InputError, Interrupted, OptionError, WriteError, report_user_errors
+from basicsr.utils.img_util import write_image
 from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
 from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
-from basicsr.utils.options import dict_to_yaml, option_value, parse_options
+from basicsr.utils.options import dataset_option, dict_to_yaml, option_value, parse_options
 from basicsr.utils.process_settings import run_settings
 from basicsr.utils.seed import set_random_seed
 from basicsr.utils.training_state import (find_resume_state, load_training_state, restore_rng_states, rng_states,
@@ -62,14 +67,14 @@ def build_train_set(set_opt, opt):
 def create_train_loader(dataset, set_opt, seed, device):
     """The sampler and loader of the training set; an epoch must hold at least one batch."""
     rank, world_size = get_dist_info()
-    ratio = set_opt.get('dataset_enlarge_ratio', 1)
-    sampler = EnlargedSampler(len(dataset), world_size, rank, ratio, seed, set_opt.get('use_shuffle', True))
-    batch_size = set_opt.get('batch_size_per_gpu', 4)
+    ratio = dataset_option(set_opt, 'dataset_enlarge_ratio')
+    sampler = EnlargedSampler(len(dataset), world_size, rank, ratio, seed, dataset_option(set_opt, 'use_shuffle'))
+    batch_size = dataset_option(set_opt, 'batch_size_per_gpu')
     if len(sampler) < batch_size:
         raise OptionError(f'datasets.train: {len(dataset)} pairs x dataset_enlarge_ratio {ratio} over {world_size} '
                           f'process(es) is less than one batch of {batch_size}; raise dataset_enlarge_ratio or '
                           'lower batch_size_per_gpu')
-    requested = set_opt.get('num_worker_per_gpu', 'auto')
+    requested = dataset_option(set_opt, 'num_worker_per_gpu')
     workers = loader_workers(requested)
     if requested not in ('auto', workers):
         get_root_logger().info(f'datasets.train.num_worker_per_gpu: {requested} -> {workers}, this process\'s '
@@ -77,7 +82,7 @@ def create_train_loader(dataset, set_opt, seed, device):
     # Crops are seeded by the sampler's keys; this generator only keeps the loader off the global RNG.
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
                         pin_memory=set_opt.get('pin_memory', device.type == 'cuda'),
-                        persistent_workers=workers > 0 and set_opt.get('persistent_workers', True),
+                        persistent_workers=workers > 0 and dataset_option(set_opt, 'persistent_workers'),
                         generator=torch.Generator().manual_seed(seed))
     return sampler, loader
 
@@ -99,7 +104,7 @@ def find_state(opt, given_state):
 
 
 def make_tb_logger(opt, start_iter):
-    if not (opt.get('logger') or {}).get('use_tb_logger', True) or get_dist_info()[0] != 0:
+    if not option_value(opt, 'logger.use_tb_logger') or get_dist_info()[0] != 0:
         return None
     from torch.utils.tensorboard import SummaryWriter
     # purge_step drops events a stopped run wrote after its last state, so curves do not double back.
@@ -107,20 +112,23 @@ def make_tb_logger(opt, start_iter):
 
 
 class Trainer:
-    """The iteration loop: steps, logs, checkpoints and validations at their frequencies."""
+    """The iteration loop: steps, logs, checkpoints, validations and best checkpoints at their frequencies."""
 
-    def __init__(self, opt, model, sampler, loader, prefetch_mode, val_loaders, tb_logger, logger):
+    def __init__(self, opt, model, sampler, loader, prefetch_mode, val_loaders, tb_logger, logger, best_metrics=None):
         self.opt, self.model, self.sampler, self.loader = opt, model, sampler, loader
         self.prefetch_mode = prefetch_mode
         self.val_loaders, self.tb_logger, self.logger = val_loaders, tb_logger, logger
         self.rank, self.world_size = get_dist_info()
         self.total_iter = option_value(opt, 'train.total_iter')
-        log_opt = opt.get('logger') or {}
-        self.print_freq = int(log_opt.get('print_freq', 100))
-        self.save_freq = int(log_opt.get('save_checkpoint_freq', 5000))
-        self.val_opt = opt.get('val') or {}
-        self.metric_names = metric_names_from_options(self.val_opt)
-        self.val_freq = int(self.val_opt.get('val_freq', 5000)) if val_loaders else None
+        self.print_freq = option_value(opt, 'logger.print_freq')
+        self.save_freq = option_value(opt, 'logger.save_checkpoint_freq')
+        self.val_freq = option_value(opt, 'val.val_freq') if val_loaders else None
+        self.metric_names = metric_names_from_options(opt.get('val'))
+        self.convention = option_value(opt, 'val.convention')
+        self.best = BestCheckpoints(opt, best_metrics)
+        # Validation fuses as test.py does, with the weights exactly as training holds them.
+        self.engine = FusionEngine(model.eval_network, model.device, **dict(engine_settings(opt), execution='eager'),
+                                   non_finite='warn')
         self.global_batch = loader.batch_size * self.world_size
         self.last_checkpoint = None
 
@@ -134,8 +142,7 @@ class Trainer:
                 self.sampler.set_epoch(epoch, position)
                 for data in prefetch(self.loader, self.prefetch_mode, self.model.device):
                     current_iter += 1
-                    self.model.feed_data(data)
-                    losses = self.model.optimize_parameters(current_iter)
+                    losses = self.model.train_step(data, current_iter)
                     position += self.global_batch
                     progress.update(1)
                     for name, value in losses.items():
@@ -192,31 +199,88 @@ class Trainer:
             models = Path(self.opt['path']['models'])
             self.model.save_network(models / f'net_g_{current_iter}.pth', current_iter)
             self.model.save_network(models / 'net_g_latest.pth', current_iter)
-            state = self.model.training_state(current_iter, epoch, position)
-            state['rng'] = rng_states()
+            state = self.model.training_state(current_iter)
+            state.update(epoch=epoch, position=position, best_metrics=self.best.values, rng=rng_states())
             path = save_training_state(state, self.opt['path']['training_states'])
             self.last_checkpoint = models / f'net_g_{current_iter}.pth'
             self.logger.info(f'saved net_g_{current_iter}.pth and {path.name}')
 
     def validate(self, current_iter):
+        """Fuse and score each validation set (rank 0), log the means, keep the best checkpoints."""
         if self.rank == 0:
-            grid_count = int(self.val_opt.get('grid_in_tensorboard', 4) or 0) if self.tb_logger else 0
-            on_grid = (lambda tag, image: self.tb_logger.add_image(tag, image, current_iter, dataformats='HWC')) \
-                if grid_count else None
-            save_root = self.opt['path']['visualization'] if self.val_opt.get('save_img', True) else None
-            results, improved = self.model.validation(
-                self.val_loaders, current_iter, self.metric_names,
-                option_value(self.opt, 'val.convention'), save_root, on_grid, grid_count)
-            for set_name, means in results.items():
-                scores = ' '.join(f'{name}: {value:.4f}' for name, value in means.items())
-                self.logger.info(f'validation {set_name} at iter {current_iter:,}: {scores or "(no metrics)"}')
-                if self.tb_logger is not None:
-                    for name, value in means.items():
-                        self.tb_logger.add_scalar(f'metrics/{set_name}/{name}', value, current_iter)
-            for set_name, name, value in improved:
-                self.logger.info(f'new best {name} on {set_name}: {value:.4f} -> net_g_best_{set_name}_{name}.pth')
+            self.model.net_g.eval()
+            try:
+                for set_name, loader in self.val_loaders.items():
+                    means = self.validate_set(set_name, loader, current_iter)
+                    scores = ' '.join(f'{name}: {value:.4f}' for name, value in means.items())
+                    self.logger.info(f'validation {set_name} at iter {current_iter:,}: {scores or "(no metrics)"}')
+                    if self.tb_logger is not None:
+                        for name, value in means.items():
+                            self.tb_logger.add_scalar(f'metrics/{set_name}/{name}', value, current_iter)
+                    for name, value in self.best.update(self.model, set_name, means, current_iter):
+                        self.logger.info(f'new best {name} on {set_name}: {value:.4f} -> '
+                                         f'{self.best.file_name(set_name, name)}')
+            finally:
+                self.model.net_g.train()
         if self.opt['dist']:
             dist.barrier()
+
+    @torch.no_grad()
+    def validate_set(self, set_name, loader, current_iter):
+        """Fuse one set, write ``<visualization>/<set>/<stem>_<iter>.png`` (``val.save_img``), put the
+        first ``val.grid_in_tensorboard`` IR | VI | fused strips in TensorBoard; the metric means."""
+        scorer = SetScorer(self.metric_names, self.convention)
+        save_dir = Path(self.opt['path']['visualization']) / set_name if option_value(self.opt, 'val.save_img') else None
+        grid_count = (option_value(self.opt, 'val.grid_in_tensorboard') or 0) if self.tb_logger else 0
+        for index, result in enumerate(self.engine.fuse_loader(loader, set_name)):
+            if save_dir is not None:
+                write_image(save_dir / f'{result.stem}_{current_iter}.png', result.fused)
+            if self.metric_names:
+                scorer.add(result.stem, result.item['ir'], result.item['vi'], result.fused)
+            if index < grid_count:
+                ir, vi = tensor_to_uint8(result.item['ir']), tensor_to_uint8(result.item['vi'])
+                strip = np.concatenate([np.repeat(ir, 3, 2), vi, result.fused], 1)
+                self.tb_logger.add_image(f'val_{set_name}/{result.stem}', strip, current_iter, dataformats='HWC')
+        return scorer.means()
+
+
+
+class BestCheckpoints:
+    """The best value of each validation metric per set, and its checkpoint
+    ``<models>/net_g_best_<set>_<metric>.pth``, from iteration ``val.best_from_iter`` on (default a
+    tenth of ``train.total_iter``, as the first validations of a run all improve).
+
+    ``values`` (``{set: {metric: {'value', 'iter'}}}``) goes into the training states.
+    """
+
+    def __init__(self, opt, values=None):
+        self.folder = Path(opt['path']['models'])
+        chosen = (opt.get('val') or {}).get('best_from_iter')
+        self.from_iter = chosen if chosen is not None else option_value(opt, 'train.total_iter') // 10
+        self.values = values or {}
+
+    @staticmethod
+    def file_name(set_name, metric):
+        return f'net_g_best_{set_name}_{metric}.pth'
+
+    def update(self, model, set_name, means, current_iter):
+        """Save ``model``'s weights for each metric of ``means`` that improved, up or down as the
+        metric goes (NaN never does); the ``(metric, value)`` pairs that did."""
+        if current_iter < self.from_iter:
+            return []
+        best, improved = self.values.setdefault(set_name, {}), []
+        for name, value in means.items():
+            old = best.get(name)
+            if math.isnan(value) or not (old is None or is_better(name, value, old['value'])):
+                continue
+            best[name] = {'value': value, 'iter': current_iter}
+            model.save_network(self.folder / self.file_name(set_name, name), current_iter)
+            improved.append((name, value))
+        return improved
+
+
+def is_better(metric, value, old):
+    return value > old if higher_is_better(metric) else value < old
 
 
 def resume_from(model, state, state_file):
@@ -289,7 +353,8 @@ def train(opt, args):
         logger.info('--auto_resume: no training state found, starting from iteration 0')
 
     tb_logger = make_tb_logger(opt, start_iter)
-    trainer = Trainer(opt, model, sampler, loader, train_set_opt.get('prefetch_mode'), val_loaders, tb_logger, logger)
+    trainer = Trainer(opt, model, sampler, loader, train_set_opt.get('prefetch_mode'), val_loaders, tb_logger, logger,
+                      best_metrics=state.get('best_metrics') if state is not None else None)
     try:
         with logging_redirect_tqdm(loggers=[logger]):
             final_iter = trainer.run(start_iter, epoch, position)

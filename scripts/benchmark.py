@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from basicsr.utils.errors import ArgumentParser
+from basicsr.utils.options import EXECUTION_MODES
 
 # torch and the basicsr modules that import it are imported in the functions that use them, so that
 # --help and usage errors answer without loading them.
@@ -48,9 +49,6 @@ from basicsr.utils.errors import ArgumentParser
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / 'options' / 'train' / 'FISCNet.yml'
 MEMORY_POLICIES = ('release', 'keep')
-# basicsr.utils.execution.EXECUTION_MODES, repeated so that --help need not import torch (tests/test_help.py
-# checks them equal).
-EXECUTION_MODES = ('eager', 'channels_last', 'compile')
 
 
 def cpu_name():
@@ -154,19 +152,19 @@ def measure_training(config):
     torch.manual_seed(0)
     model = FusionModel(opt)
     batch, crop = config['batch'], config['crop']
-    model.feed_data({'ir': torch.rand(batch, 1, crop, crop), 'vis': torch.rand(batch, 3, crop, crop),
-                     'mask': (torch.rand(batch, 1, crop, crop) > 0.5).float()})
+    data = {'ir': torch.rand(batch, 1, crop, crop), 'vi': torch.rand(batch, 3, crop, crop),
+            'mask': (torch.rand(batch, 1, crop, crop) > 0.5).float()}
 
     def sync():
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
     for step in range(config['warmup']):
-        model.optimize_parameters(step + 1)
+        model.train_step(data, step + 1)
     sync()
     start = time.perf_counter()
     for step in range(config['iters']):
-        model.optimize_parameters(config['warmup'] + step + 1)
+        model.train_step(data, config['warmup'] + step + 1)
     sync()
     rate = config['iters'] / (time.perf_counter() - start)
     return {'it_per_s': rate, 'threads': torch.get_num_threads()}
@@ -178,6 +176,7 @@ def measure_training_parts(config):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     from basicsr.models.fusion_model import FusionModel
+    from basicsr.utils.color_util import rgb_to_ycrcb
     from basicsr.utils.options import load_yaml
     set_up_process(config)
     recipe = load_yaml(RECIPE)
@@ -185,8 +184,8 @@ def measure_training_parts(config):
     torch.manual_seed(0)
     model = FusionModel(opt)
     batch, crop = config['batch'], config['crop']
-    model.feed_data({'ir': torch.rand(batch, 1, crop, crop), 'vis': torch.rand(batch, 3, crop, crop),
-                     'mask': (torch.rand(batch, 1, crop, crop) > 0.5).float()})
+    ir, vi = torch.rand(batch, 1, crop, crop), torch.rand(batch, 3, crop, crop)
+    mask = (torch.rand(batch, 1, crop, crop) > 0.5).float()
     times = {}
 
     def timed(part, function):
@@ -197,8 +196,9 @@ def measure_training_parts(config):
 
     def step():
         model.optimizer.zero_grad(set_to_none=True)
-        raw_y, vis_ycrcb = timed('network forward', lambda: model.fuse(model.net_g_train))
-        terms = timed('the losses', lambda: [loss(raw_y.clamp(0, 1), vis_ycrcb[:, :1], model.ir, model.mask)
+        vi_ycrcb = rgb_to_ycrcb(vi)
+        raw_y = timed('network forward', lambda: model.net_g_train(vi_ycrcb, ir))
+        terms = timed('the losses', lambda: [loss(raw_y.clamp(0, 1), vi_ycrcb[:, :1], ir, mask)
                                              for loss in model.losses.values()])
         timed('network backward (losses included)', lambda: sum(terms).backward())
         timed('optimizer and schedule', lambda: (model.optimizer.step(), model.scheduler.step()))

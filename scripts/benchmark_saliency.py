@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from basicsr.utils.errors import ArgumentParser
+from basicsr.utils.options import SALIENCY_MODES
 
 # basicsr.data.saliency and basicsr.utils.img_util (they load OpenCV and torch) are imported in the
 # functions that use them, so that --help and usage errors answer without loading them.
@@ -31,8 +32,6 @@ from basicsr.utils.errors import ArgumentParser
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SET = REPO.parent / 'shared' / 'data' / 'MSRS'
 DEFAULT_STEM = '00004N'
-# basicsr.data.saliency.MODES, repeated so that --help need not import it (tests/test_help.py checks them equal).
-MODES = ('binary', 'weight')
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--ir', type=Path, help='infrared image (default: MSRS 00004N, else random)')
     parser.add_argument('--vi', type=Path, help='visible image of the same size')
-    parser.add_argument('--mode', choices=MODES, default='binary')
+    parser.add_argument('--mode', choices=SALIENCY_MODES, default='binary')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per row and tool; the median is shown')
     return parser.parse_args()
 

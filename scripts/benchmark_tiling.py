@@ -6,7 +6,7 @@
 
 The first ``--pairs`` pairs of the folders (paired by stem) are upscaled to ``--size`` with
 bicubic interpolation (clipped to [0, 1]), to stand in for images too large to fuse whole, and
-fused on the CPU by ``FusionModel`` as ``test.py`` does (released weights, ``keep_freed_memory``),
+fused on the CPU by ``FusionEngine`` as ``test.py`` does (released weights, ``keep_freed_memory``),
 whole and with every ``tile`` x ``overlap`` combination.
 
 Every configuration runs in its own process, so its peak memory is its own: "peak RSS" is the
@@ -65,25 +65,23 @@ def fuse_pairs(config: dict) -> dict:
     to ``config['output']`` and return the time per pair and the peak memory."""
     import torch
 
-    from basicsr.models.fusion_model import FusionModel
+    from basicsr.models.fusion_engine import FusionEngine
     from basicsr.utils.memory import keep_freed_memory
 
     keep_freed_memory()
     width, height = config['size']
     pairs = load_pairs(config['ir'], config['vi'], config['pairs'], width, height)
-    model = FusionModel({'num_gpu': 0, 'network_g': NETWORK, 'execution': config['execution'],
-                         'tile': config['tile'], 'tile_overlap': config['overlap'],
-                         'path': {'pretrain_network_g': config['weights'], 'param_key_g': 'params'}})
+    engine = FusionEngine.from_options({'num_gpu': 0, 'network_g': NETWORK, 'execution': config['execution'],
+                                        'tile': config['tile'], 'tile_overlap': config['overlap'],
+                                        'path': {'pretrain_network_g': config['weights'], 'param_key_g': 'params'}})
     loaded_peak = peak_rss_mib()
     fused, start = [], time.perf_counter()
     for ir, vi in pairs:
-        model.feed_data({'ir': ir, 'vis': vi})
-        model.test()
-        fused += model.fused_images_uint8()
+        fused += engine.to_uint8(engine.fuse(ir, vi))
     seconds = (time.perf_counter() - start) / len(pairs)
     np.save(config['output'], np.stack(fused))
     return {'seconds_per_pair': seconds, 'peak_mib': peak_rss_mib(), 'rise_mib': peak_rss_mib() - loaded_peak,
-            'threads': torch.get_num_threads(), 'execution': model.execution}
+            'threads': torch.get_num_threads(), 'execution': engine.execution}
 
 
 def run_in_child(config: dict) -> dict:

@@ -109,19 +109,19 @@ def load_network(weights, device):
 
 
 def read_pairs(folder, limit=None):
-    """``[(stem, vis (1, 3, H, W), ir (1, 1, H, W))]`` of a ``{ir,vi}`` folder, RGB in [0, 1]."""
+    """``[(stem, vi (1, 3, H, W), ir (1, 1, H, W))]`` of a ``{ir,vi}`` folder, RGB in [0, 1]."""
     from basicsr.data.fusion_test_dataset import FusionTestDataset
     dataset = FusionTestDataset({'dataroot_ir': str(Path(folder) / 'ir'), 'dataroot_vi': str(Path(folder) / 'vi')})
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    return [(item['stem'], item['vis'][None], item['ir'][None]) for item in (dataset[i] for i in range(count))]
+    return [(item['stem'], item['vi'][None], item['ir'][None]) for item in (dataset[i] for i in range(count))]
 
 
-def fuse_raw_y(net, vis, ir, device):
+def fuse_raw_y(net, vi, ir, device):
     """The raw (unclamped) fused Y of one pair as a float64 array, computed on ``device``."""
     import torch
     from basicsr.utils.color_util import rgb_to_ycrcb
     with torch.inference_mode():
-        return net(rgb_to_ycrcb(vis.to(device)), ir.to(device)).double().cpu().numpy()
+        return net(rgb_to_ycrcb(vi.to(device)), ir.to(device)).double().cpu().numpy()
 
 
 def set_tf32(enabled):
@@ -137,24 +137,24 @@ def compare_inference(pairs, weights, device, tf32_modes=(False, True)):
         dict: ``{tf32: [(stem, max |Δ| raw Y, max 8-bit difference), ...]}``.
     """
     cpu_net, net = load_network(weights, 'cpu'), load_network(weights, device)
-    references = [fuse_raw_y(cpu_net, vis, ir, 'cpu') for _, vis, ir in pairs]
+    references = [fuse_raw_y(cpu_net, vi, ir, 'cpu') for _, vi, ir in pairs]
     found = {}
     try:
         for tf32 in tf32_modes:
             set_tf32(tf32)
-            found[tf32] = [(stem, *output_differences(ref, fuse_raw_y(net, vis, ir, device)))
-                           for (stem, vis, ir), ref in zip(pairs, references)]
+            found[tf32] = [(stem, *output_differences(ref, fuse_raw_y(net, vi, ir, device)))
+                           for (stem, vi, ir), ref in zip(pairs, references)]
     finally:
         set_tf32(False)
     return found
 
 
 def synthetic_batches(count, batch, crop, seed=0):
-    """``count`` fixed training batches (ir, vis, binary mask) in [0, 1], the same on every call."""
+    """``count`` fixed training batches (ir, vi, binary mask) in [0, 1], the same on every call."""
     import torch
     generator = torch.Generator().manual_seed(seed)
     return [{'ir': torch.rand(batch, 1, crop, crop, generator=generator),
-             'vis': torch.rand(batch, 3, crop, crop, generator=generator),
+             'vi': torch.rand(batch, 3, crop, crop, generator=generator),
              'mask': (torch.rand(batch, 1, crop, crop, generator=generator) > 0.5).float()} for _ in range(count)]
 
 
@@ -177,8 +177,7 @@ def loss_curve(device, steps, batches, amp=None):
     model = training_model(device, amp)
     curve = []
     for step in range(steps):
-        model.feed_data(batches[step % len(batches)])
-        curve.append(model.optimize_parameters(step + 1)['l_total'])
+        curve.append(model.train_step(batches[step % len(batches)], step + 1)['l_total'])
     return curve
 
 
@@ -195,13 +194,11 @@ def ddp_step_difference(device, backend, batch):
     """
     import torch.distributed as dist
     plain = training_model(device)
-    plain.feed_data(batch)
-    plain.optimize_parameters(1)
+    plain.train_step(batch, 1)
     dist.init_process_group(backend, init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
     try:
         wrapped = training_model(device, dist=True)
-        wrapped.feed_data(batch)
-        wrapped.optimize_parameters(1)
+        wrapped.train_step(batch, 1)
         return max(float((a - b).abs().max()) for a, b in zip(plain.net_g.state_dict().values(),
                                                                 wrapped.net_g.state_dict().values()))
     finally:
@@ -306,19 +303,17 @@ def check_ddp(ctx):
 
 def check_oom(ctx):
     import torch
-    from basicsr.models.fusion_model import FusionModel
+    from basicsr.models.fusion_engine import FusionEngine
     from basicsr.utils.memory import CPU_INFERENCE_BYTES_PER_PIXEL
     total = torch.cuda.get_device_properties(ctx.device).total_memory
     side = oversized_side(total, CPU_INFERENCE_BYTES_PER_PIXEL)
-    model = FusionModel({'num_gpu': 1, 'network_g': {'type': 'FISCNet'}, 'execution': 'eager'})
-    model.feed_data({'ir': torch.rand(1, 1, side, side), 'vis': torch.rand(1, 3, side, side)})
+    engine = FusionEngine.from_options({'num_gpu': 1, 'network_g': {'type': 'FISCNet'}, 'execution': 'eager'})
     try:
-        model.test_within_memory('oversized')
+        engine.fuse(torch.rand(1, 1, side, side), torch.rand(1, 3, side, side), 'oversized')
         return Outcome(False, f'{side}x{side} did not run out of memory on {ctx.device}')
     except InputError as err:
         message = str(err)
     finally:
-        model.ir = model.vis = None
         torch.cuda.empty_cache()
     after = fuse_raw_y(load_network(None, ctx.device), torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64), ctx.device)
     passed = 'ran out of GPU memory' in message and '\n' not in message and np.isfinite(after).all()

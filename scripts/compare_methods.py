@@ -182,11 +182,11 @@ def count_gflops(net, height, width, device):
     """GFLOPs of one forward pass on a (1, 3, H, W) visible and (1, 1, H, W) infrared input."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    vis = torch.rand(1, 3, height, width, device=device)
+    vi = torch.rand(1, 3, height, width, device=device)
     ir = torch.rand(1, 1, height, width, device=device)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        net(vis, ir)
+        net(vi, ir)
     return counter.get_total_flops() / 1e9
 
 
@@ -196,22 +196,21 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def fuse_and_time(model, loader, save_dir, warmup):
+def fuse_and_time(engine, loader, save_dir, warmup):
     """Fuse every pair into ``save_dir/<stem>.png``; return the per-pair times in ms (warm-up excluded)."""
     from basicsr.utils.img_util import write_image
     times = []
     for index, data in enumerate(loader):
-        model.feed_data(data)
         name = ', '.join(data['stem'])
         for _ in range(warmup if index == 0 else 0):
-            model.test_within_memory(name)
-        synchronize(model.device)
+            engine.fuse(data['ir'], data['vi'], name)
+        synchronize(engine.device)
         start = time.perf_counter()
-        model.test_within_memory(name)
-        synchronize(model.device)
+        fused = engine.fuse(data['ir'], data['vi'], name)
+        synchronize(engine.device)
         times.append((time.perf_counter() - start) * 1000 / len(data['stem']))
-        for stem, fused in zip(data['stem'], model.fused_images_uint8()):
-            write_image(Path(save_dir) / f'{stem}.png', fused)
+        for stem, image in zip(data['stem'], engine.to_uint8(fused)):
+            write_image(Path(save_dir) / f'{stem}.png', image)
     return times
 
 
@@ -225,16 +224,16 @@ def mean_size(dataset):
 def run_network(method, sets, out, warmup, flops_at):
     """Fuse every set with ``method``; fill its params, GFLOPs and latencies. Returns the device."""
     from basicsr.data import build_test_loader
-    from basicsr.models.fusion_model import FusionModel
-    model = FusionModel(method.options)
-    method.params = sum(p.numel() for p in model.net_g.parameters())
+    from basicsr.models.fusion_engine import FusionEngine
+    engine = FusionEngine.from_options(method.options)
+    method.params = sum(p.numel() for p in engine.net.parameters())
     for set_name, (dataset, set_opt, size) in sets.items():
-        loader = build_test_loader(dataset, set_opt, model.device)
-        method.latency_ms[set_name] = fuse_and_time(model, loader, out / set_name / 'fused' / method.name, warmup)
+        loader = build_test_loader(dataset, set_opt, engine.device)
+        method.latency_ms[set_name] = fuse_and_time(engine, loader, out / set_name / 'fused' / method.name, warmup)
         for entry in flops_at:
             height, width = size if entry == 'mean' else entry
-            method.gflops[(set_name, entry)] = count_gflops(model.net_g, height, width, model.device)
-    return model.device
+            method.gflops[(set_name, entry)] = count_gflops(engine.net, height, width, engine.device)
+    return engine.device
 
 
 def fused_folder(method, set_name, out):

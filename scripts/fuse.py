@@ -89,7 +89,8 @@ def main(argv=None):
     if args.vi is None:
         parser.error('the following arguments are required: --vi')
     from basicsr.data import build_test_loader
-    from basicsr.models.fusion_model import FusionModel
+    from basicsr.models.fusion_engine import FusionEngine
+    from basicsr.utils.img_util import write_image
     from basicsr.utils.experiment import check_output_location
     from basicsr.utils.logger import get_root_logger
     from basicsr.utils.memory import keep_freed_memory
@@ -109,15 +110,17 @@ def main(argv=None):
     if weights is None:
         logger.warning('--weights random: fusing with UNTRAINED weights (a smoke test, not results)')
     try:
-        model = FusionModel({'num_gpu': DEVICE_TO_NUM_GPU[args.device], 'network_g': NETWORK,
-                             'execution': args.execution, 'tile': args.tile, 'tile_overlap': args.tile_overlap,
-                             'path': {'pretrain_network_g': weights, 'param_key_g': args.param_key}})
+        engine = FusionEngine.from_options({
+            'num_gpu': DEVICE_TO_NUM_GPU[args.device], 'network_g': NETWORK, 'execution': args.execution,
+            'tile': args.tile, 'tile_overlap': args.tile_overlap,
+            'path': {'pretrain_network_g': weights, 'param_key_g': args.param_key}})
     except (InputError, OptionError) as err:
         raise reworded(err, FLAG_ADVICE) from None
-    loader = build_test_loader(dataset, {}, model.device)
-    rate = model.fuse_set(loader, 'fuse', save_dir=args.out)
-    logger.info(f'{len(dataset)} image(s) fused on {model.device} ({model.execution}) at {rate:.2f} images/s '
-                f'-> {args.out}')
+    loader = build_test_loader(dataset, {}, engine.device)
+    for result in engine.fuse_loader(loader, 'fuse'):
+        write_image(Path(args.out) / f'{result.stem}.png', result.fused)
+    logger.info(f'{len(dataset)} image(s) fused on {engine.device} ({engine.execution}) at {engine.rate:.2f} '
+                f'images/s -> {args.out}')
 
 
 if __name__ == '__main__':

@@ -1,10 +1,11 @@
 import copy
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.fiscnet_arch import CDC, FISCNet, frequency_integration
+from basicsr.archs.fiscnet_arch import CDC, FISCNet, checkpoint_filter_fn, frequency_integration
 from basicsr.utils.checkpoint import CheckpointMismatchError, load_params, read_params
 from basicsr.utils.color_util import rgb_to_ycrcb
 from basicsr.utils.execution import prepare_input, prepare_network
@@ -44,7 +45,10 @@ def test_release_loads_into_separate_encoder_variant_strictly():
     net = FISCNet(separate_stage1_encoders=True)
     load_params(net, read_params(WEIGHTS), strict=True)
     # The release's unused stage-1 encoders hold uninitialised values; they are loaded as they are.
-    assert abs(net.correction1.inf.CDC.HP_branch.item()) > 1e6
+    assert abs(net.calibration1.ir.CDC.HP_branch.item()) > 1e6
+    released = torch.load(WEIGHTS, map_location='cpu', weights_only=True)['params']
+    assert 'correction1.inf.CDC.HP_branch' in released  # the file keeps its names; loading maps them
+    FISCNet().load_state_dict(released, strict=True)
 
 
 @pytest.mark.parametrize('height, width', [(8, 8), (9, 13), (37, 20), (33, 65)])
@@ -112,7 +116,7 @@ def test_frequency_integration_of_one_image_with_itself_doubles_it():
 def test_new_network_trains_without_nan():
     torch.manual_seed(0)
     net = FISCNet()
-    assert net.correction1.fused.CDC.HP_branch.item() == 0
+    assert net.calibration1.fused.CDC.HP_branch.item() == 0
     out = net(torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16))
     out.mean().backward()
     grads = [p.grad for p in net.parameters() if p.grad is not None]
@@ -131,6 +135,33 @@ def test_checkpoint_that_does_not_fit_lists_the_keys(tmp_path):
     for part in ('ckpt.pth', '1 missing (reconstruction.conv_last.bias)', 'unexpected (extra.weight)',
                  '282 with other shapes', 'file (16,) vs network (8,)'):
         assert part in message
+
+
+def released_names(state_dict):
+    """Our keys in the released file's names (the inverse of checkpoint_filter_fn)."""
+    renamed = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^calibration(\d)\.', r'correction\1.', key)
+        key = re.sub(r'(^|\.)vi\.', r'\1vis.', re.sub(r'(^|\.)ir\.', r'\1inf.', key))
+        renamed[key.replace('_vi.', '_vis.').replace('_ir.', '_inf.')] = value
+    return renamed
+
+
+def test_released_key_names_load_strictly_and_the_filter_is_idempotent():
+    torch.manual_seed(0)
+    source = FISCNet(n_feat=8, separate_stage1_encoders=True)
+    released = released_names(source.state_dict())
+    assert 'correction1.inf.CDC.HP_branch' in released and 'correction2.interaction.post_vis.weight' in released
+    assert checkpoint_filter_fn(released).keys() == source.state_dict().keys()
+    assert checkpoint_filter_fn(source.state_dict()).keys() == source.state_dict().keys()
+    for load in (lambda net: load_params(net, released, strict=True),
+                 lambda net: net.load_state_dict(released, strict=True)):  # plain PyTorch, through the hook
+        target = FISCNet(n_feat=8, separate_stage1_encoders=True)
+        load(target)
+        assert all(torch.equal(a, b) for a, b in zip(target.state_dict().values(), source.state_dict().values()))
+    # Shapes are compared under the mapped names, so a wrong width is the one-line mismatch error.
+    with pytest.raises(CheckpointMismatchError, match='with other shapes'):
+        load_params(FISCNet(n_feat=16, separate_stage1_encoders=True), released, strict=True)
 
 
 def test_module_prefix_from_ddp_is_accepted():
@@ -171,21 +202,21 @@ def test_execution_modes_stay_within_the_accuracy_budget(released_net, mode, set
 
 
 def test_auto_execution_is_channels_last_on_the_cpu_and_eager_for_training():
+    from basicsr.models.fusion_engine import FusionEngine
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.errors import OptionError
-    assert FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}}).execution == 'channels_last'
+    assert FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}}).execution == 'channels_last'
     training = {'num_gpu': 0, 'is_train': True, 'network_g': {'type': 'FISCNet'},
                 'train': {'max_loss': {'type': 'MaxFusionLoss'}}}
     model = FusionModel(training)
-    assert model.execution == 'eager'
-    assert model.net_g.correction1.fused.process.weight.is_contiguous()  # not converted to NHWC
+    assert model.net_g.calibration1.fused.process.weight.is_contiguous()  # not converted to NHWC
     with pytest.raises(OptionError, match='execution: compile is for testing; training runs eager'):
         FusionModel({**training, 'execution': 'compile'})
 
 
 def test_unknown_execution_mode_is_an_option_error():
-    from basicsr.models.fusion_model import FusionModel
+    from basicsr.models.fusion_engine import FusionEngine
     from basicsr.utils.errors import OptionError
     with pytest.raises(OptionError, match="execution: 'fast' is not a mode; use one of: auto, eager, "
                                           "channels_last, compile"):
-        FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'fast'})
+        FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'fast'})

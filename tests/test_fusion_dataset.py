@@ -21,7 +21,7 @@ def test_pairs_by_stem_across_extensions_and_ignores_other_files(tmp_path, rng):
     ds = dataset(tmp_path / 'ir', tmp_path / 'vi')
     item = ds[0]
     assert len(ds) == 1 and item['stem'] == '01'
-    assert item['ir'].shape == (1, 16, 20) and item['vis'].shape == (3, 16, 20)
+    assert item['ir'].shape == (1, 16, 20) and item['vi'].shape == (3, 16, 20)
 
 
 def test_gray_visible_and_gray_as_rgb_infrared(tmp_path, rng):
@@ -32,7 +32,7 @@ def test_gray_visible_and_gray_as_rgb_infrared(tmp_path, rng):
     expected = gray.astype(np.float32) / 255
     np.testing.assert_allclose(item['ir'][0].numpy(), expected)
     for channel in range(3):
-        np.testing.assert_allclose(item['vis'][channel].numpy(), expected)
+        np.testing.assert_allclose(item['vi'][channel].numpy(), expected)
 
 
 def test_16_bit_is_scaled_by_its_depth_and_alpha_is_dropped(tmp_path, rng):
@@ -42,7 +42,7 @@ def test_16_bit_is_scaled_by_its_depth_and_alpha_is_dropped(tmp_path, rng):
     write_image_file(tmp_path / 'vi' / 'a.png', bgra)
     item = dataset(tmp_path / 'ir', tmp_path / 'vi')[0]
     np.testing.assert_allclose(item['ir'][0].numpy(), ir16 / 65535.0, atol=1e-7)
-    np.testing.assert_allclose(item['vis'].numpy(), bgra[:, :, 2::-1].transpose(2, 0, 1) / 255.0, atol=1e-7)
+    np.testing.assert_allclose(item['vi'].numpy(), bgra[:, :, 2::-1].transpose(2, 0, 1) / 255.0, atol=1e-7)
 
 
 def test_released_key_aliases(tmp_path, pair_folders):
@@ -67,7 +67,7 @@ def test_size_mismatch_is_an_error_unless_resize_is_asked(tmp_path, rng):
         dataset(tmp_path / 'ir', tmp_path / 'vi')[0]
     assert 'vi/a.png: 60x40 but its infrared partner a.png is 30x20' in str(err.value).replace('\\', '/')
     assert 'resize_vi_to_ir' in str(err.value)
-    assert dataset(tmp_path / 'ir', tmp_path / 'vi', resize_vi_to_ir=True)[0]['vis'].shape == (3, 20, 30)
+    assert dataset(tmp_path / 'ir', tmp_path / 'vi', resize_vi_to_ir=True)[0]['vi'].shape == (3, 20, 30)
 
 
 def test_stems_without_partner_are_listed(tmp_path, pair_folders):
@@ -117,6 +117,6 @@ def test_resize_vi_to_ir_shrinks_by_area_and_enlarges_bilinearly(tmp_path, rng, 
     vi = smooth_image(rng, *vi_size, 3)
     write_image_file(tmp_path / 'ir' / 'a.png', smooth_image(rng, 20, 30))
     write_image_file(tmp_path / 'vi' / 'a.png', vi)
-    got = dataset(tmp_path / 'ir', tmp_path / 'vi', resize_vi_to_ir=True)[0]['vis'].numpy().transpose(1, 2, 0)
+    got = dataset(tmp_path / 'ir', tmp_path / 'vi', resize_vi_to_ir=True)[0]['vi'].numpy().transpose(1, 2, 0)
     rgb = cv2.cvtColor(vi, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
     assert np.array_equal(got, cv2.resize(rgb, (30, 20), interpolation=interpolation))

@@ -4,7 +4,6 @@ The scripts build their parser and parse the arguments before importing torch (a
 modules that load it), so that --help and usage errors answer at once.
 """
 import ast
-import importlib.util
 import os
 import subprocess
 import sys
@@ -57,21 +56,3 @@ def test_help_describes_the_script_without_loading_torch(script):
     assert help_text.startswith(f'usage: {script.name} '), help_text
     assert squeezed(summary(script)) in squeezed(help_text), help_text
     assert loaded_line == 'LOADED: []', f'--help imported {loaded_line[len("LOADED: "):]}'
-
-
-def load_script(relative):
-    """A script as a module, without running its command line."""
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, REPO / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_repeated_choices_match_the_package():
-    """The choices some scripts repeat so that --help need not import the modules that define them."""
-    from basicsr.data.saliency import MODES
-    from basicsr.utils.execution import EXECUTION_MODES
-
-    assert load_script('scripts/benchmark.py').EXECUTION_MODES == EXECUTION_MODES
-    assert load_script('scripts/benchmark_saliency.py').MODES == MODES
-    assert load_script('scripts/data_preparation/generate_saliency_masks.py').MODES == MODES

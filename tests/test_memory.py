@@ -8,7 +8,7 @@ import torch
 
 from basicsr.data import build_test_loader
 from basicsr.data.fusion_test_dataset import FusionTestDataset
-from basicsr.models.fusion_model import FusionModel
+from basicsr.models.fusion_engine import FusionEngine
 from basicsr.utils import memory
 from basicsr.utils.errors import InputError
 from conftest import REPO
@@ -61,53 +61,55 @@ def test_cpu_check_names_the_image_and_a_size_that_fits(monkeypatch):
     assert 0.9 * available < width * height * memory.CPU_INFERENCE_BYTES_PER_PIXEL <= available
 
 
-def model_and_loader(pair_folders, random_checkpoint):
+def engine_and_loader(pair_folders, random_checkpoint):
     ir, vi = pair_folders
-    model = FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'},
-                         'path': {'pretrain_network_g': str(random_checkpoint)}})
+    engine = FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'FISCNet'},
+                                        'path': {'pretrain_network_g': str(random_checkpoint)}})
     dataset = FusionTestDataset({'name': 'pairs', 'dataroot_ir': str(ir), 'dataroot_vi': str(vi)})
-    return model, build_test_loader(dataset, {}, model.device)
+    return engine, build_test_loader(dataset, {}, engine.device)
+
+
+def fuse_all(engine, loader):
+    return [result.stem for result in engine.fuse_loader(loader, 'pairs')]
 
 
 def test_fusing_a_set_checks_memory_before_each_image(tmp_path, pair_folders, random_checkpoint, monkeypatch):
-    model, loader = model_and_loader(pair_folders, random_checkpoint)
+    engine, loader = engine_and_loader(pair_folders, random_checkpoint)
     monkeypatch.setattr(memory, 'available_host_bytes', lambda: 2**20)
     with pytest.raises(InputError, match=r'^a: fusing 32x24 \(batch 1\) on the CPU needs about 2 MiB of memory '
                                          r'but 1 MiB is free'):
-        model.fuse_set(loader, 'pairs', save_dir=tmp_path / 'out')
-    assert not (tmp_path / 'out').exists()
+        fuse_all(engine, loader)
     monkeypatch.setattr(memory, 'available_host_bytes', lambda: None)  # unknown: no check
-    model.fuse_set(loader, 'pairs', save_dir=tmp_path / 'out')
-    assert len(list((tmp_path / 'out').iterdir())) == 3
+    assert fuse_all(engine, loader) == ['a', 'b', 'c']
 
 
 def test_allocation_failure_becomes_a_one_line_error(tmp_path, pair_folders, random_checkpoint):
-    model, loader = model_and_loader(pair_folders, random_checkpoint)
+    engine, loader = engine_and_loader(pair_folders, random_checkpoint)
 
     def failing(message):
         def run(*inputs):
             raise RuntimeError(message)
         return run
 
-    model.net_test = failing("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+    engine.forward = failing("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
                              "you tried to allocate 99 bytes")
     with pytest.raises(InputError, match=r'^a: fusing 32x24 \(batch 1\) ran out of memory on cpu; fuse it on a GPU'):
-        model.fuse_set(loader, 'pairs')
-    model.net_test = failing('some other failure')
+        fuse_all(engine, loader)
+    engine.forward = failing('some other failure')
     with pytest.raises(RuntimeError, match='^some other failure$'):
-        model.fuse_set(loader, 'pairs')
+        fuse_all(engine, loader)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_out_of_memory_suggests_the_cpu(pair_folders, random_checkpoint):
-    model, loader = model_and_loader(pair_folders, random_checkpoint)
-    model.device = torch.device('cuda', 0)
-    model.net_g.to(model.device)
+    engine, loader = engine_and_loader(pair_folders, random_checkpoint)
+    engine.device = torch.device('cuda', 0)
+    engine.net.to(engine.device)
 
     def run(*inputs):
-        torch.empty(2**50, dtype=torch.uint8, device=model.device)  # more than any GPU holds
+        torch.empty(2**50, dtype=torch.uint8, device=engine.device)  # more than any GPU holds
 
-    model.net_test = run
+    engine.forward = run
     with pytest.raises(InputError, match=r'^a: fusing 32x24 \(batch 1\) ran out of GPU memory on cuda:0 .*'
                                          r'fuse it on the CPU \(num_gpu: 0'):
-        model.fuse_set(loader, 'pairs')
+        fuse_all(engine, loader)

@@ -506,14 +506,14 @@ def run_train_py(tmp_path, opt, *extra):
 
 def test_ctrl_c_during_training_says_where_the_last_state_is_and_resume_continues(one_thread, tmp_path, capsys, monkeypatch):
     from basicsr.models.fusion_model import FusionModel
-    original = FusionModel.optimize_parameters
+    original = FusionModel.train_step
 
-    def interrupted_at_2(self, current_iter):
+    def interrupted_at_2(self, batch, current_iter):
         if current_iter == 2:
             raise KeyboardInterrupt
-        return original(self, current_iter)
+        return original(self, batch, current_iter)
 
-    monkeypatch.setattr(FusionModel, 'optimize_parameters', interrupted_at_2)
+    monkeypatch.setattr(FusionModel, 'train_step', interrupted_at_2)
     opt = train_options(total_iter=2)
     opt['logger']['save_checkpoint_freq'] = 1
     status = run_train_py(tmp_path, opt)
@@ -526,7 +526,7 @@ def test_ctrl_c_during_training_says_where_the_last_state_is_and_resume_continue
     assert sorted(p.name for p in states.iterdir()) == ['1.state']
     assert not (tmp_path / 'experiments' / '.run.lock').exists()
 
-    monkeypatch.setattr(FusionModel, 'optimize_parameters', original)
+    monkeypatch.setattr(FusionModel, 'train_step', original)
     assert run_train_py(tmp_path, opt, '--auto_resume') == 0
     assert sorted(p.name for p in states.iterdir()) == ['1.state', '2.state']
     log = sorted((tmp_path / 'experiments' / 'run').glob('train_*.log'))[-1].read_text()

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from basicsr.models.ema import ModelEMA
-from basicsr.models.fusion_model import FusionModel
+from basicsr.models.fusion_engine import FusionEngine
 from basicsr.utils import memory, tiling
+from basicsr.utils.color_util import rgb_to_ycrcb, ycrcb_to_rgb
 from basicsr.utils.errors import InputError, OptionError
 from basicsr.utils.img_util import read_image
 from basicsr.utils.tiling import fuse_in_tiles, tile_starts
@@ -114,36 +115,35 @@ def test_mismatched_inputs_and_outputs_are_refused():
         fuse_in_tiles(lambda vi, ir: ir[..., :64, :64], vi_ycrcb, torch.rand(1, 1, 200, 300), 128)
 
 
-# ------------------------------------------------------------------------------------ FusionModel
+# ----------------------------------------------------------------------------------- FusionEngine
 
 
-def random_model(random_checkpoint, **opt):
-    return FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'eager',
-                        'path': {'pretrain_network_g': str(random_checkpoint), 'param_key_g': 'params'}, **opt})
+def random_engine(random_checkpoint, **opt):
+    return FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'FISCNet'}, 'execution': 'eager',
+                                      'path': {'pretrain_network_g': str(random_checkpoint), 'param_key_g': 'params'},
+                                      **opt})
 
 
-def test_model_fuses_in_tiles_with_and_without_ema(random_checkpoint, rng):
+def test_engine_fuses_in_tiles_as_fuse_in_tiles_does(random_checkpoint, rng):
     """An odd tile size too: FISCNet takes any side of at least 8 pixels (its down-sampled branches
     are resized back to the input size), so tiles need no padding."""
-    model = random_model(random_checkpoint, tile=67, tile_overlap=16)
+    engine = random_engine(random_checkpoint, tile=67, tile_overlap=16)
     ir = torch.from_numpy(smooth_image(rng, 90, 150, dtype=np.uint8) / 255.0).float()[None, None]
-    vis = torch.from_numpy(smooth_image(rng, 90, 150, 3) / 255.0).float().permute(2, 0, 1)[None]
-    model.feed_data({'ir': ir, 'vis': vis})
-    model.test()
-    tiled = model.fused_y.clone()
-    expected = fuse_in_tiles(model.net_g, model.fuse(model.net_g)[1], ir, 67, 16).clamp(0, 1)
-    assert torch.equal(tiled, expected)
-    model.ema = ModelEMA(model.net_g, 0.999)  # the branch a training run's validation takes
-    model.test()
-    assert torch.equal(model.fused_y, tiled)
-    model.ema, model.opt['tile'] = None, None
-    model.test()
-    assert not torch.equal(model.fused_y, tiled)  # whole-image fusion differs: FISCNet sees the whole image
+    vi = torch.from_numpy(smooth_image(rng, 90, 150, 3) / 255.0).float().permute(2, 0, 1)[None]
+    tiled = engine.fuse(ir, vi)
+    vi_ycrcb = rgb_to_ycrcb(vi)
+    expected_y = fuse_in_tiles(engine.net, vi_ycrcb, ir, 67, 16).clamp(0, 1)
+    assert torch.equal(tiled, ycrcb_to_rgb(torch.cat([expected_y, vi_ycrcb[:, 1:]], dim=1)))
+    # What a training run's validation builds: the EMA copy, eager, the same tile options.
+    ema = ModelEMA(engine.net, 0.999)
+    assert torch.equal(FusionEngine(ema.net, engine.device, tile=67, tile_overlap=16).fuse(ir, vi), tiled)
+    whole = FusionEngine(engine.net, engine.device).fuse(ir, vi)
+    assert not torch.equal(whole, tiled)  # whole-image fusion differs: FISCNet sees the whole image
 
 
-def test_model_refuses_a_bad_overlap_naming_the_options(random_checkpoint):
+def test_engine_refuses_a_bad_overlap_naming_the_options(random_checkpoint):
     with pytest.raises(OptionError, match=r'^tile: 128, tile_overlap: 64: an overlap of 64 pixels'):
-        random_model(random_checkpoint, tile=128, tile_overlap=64)
+        random_engine(random_checkpoint, tile=128, tile_overlap=64)
 
 
 def test_memory_check_estimates_for_the_tile_and_suggests_one(monkeypatch):
@@ -170,27 +170,23 @@ def test_out_of_memory_error_suggests_tiles():
 # ------------------------------------------------------------------------- the released FISCNet
 
 
-def released_model(**opt):
-    require_shared('weights', 'FISCNet_official.pth')
-    return FusionModel({'num_gpu': 0, 'network_g': {'type': 'FISCNet'},
-                        'path': {'pretrain_network_g': str(WEIGHTS), 'param_key_g': 'params'}, **opt})
-
-
 def test_released_fiscnet_in_tiles_stays_near_whole_image_fusion():
+    require_shared('weights', 'FISCNet_official.pth')
     ir = torch.from_numpy(read_image(require_shared('data', 'TNO21', 'ir', '01.png'))[:, :, :1]).permute(2, 0, 1)
-    vis = torch.from_numpy(read_image(require_shared('data', 'TNO21', 'vi', '01.png'))).permute(2, 0, 1)
-    model = released_model()
-    model.feed_data({'ir': ir[None], 'vis': vis[None]})
-    model.test()
-    whole, whole_y = model.fused_images_uint8()[0].astype(np.int16), model.fused_y.clone()
-    model.opt.update(tile=128, tile_overlap=32)
-    model.test()
-    diff = np.abs(model.fused_images_uint8()[0].astype(np.int16) - whole)
+    vi = torch.from_numpy(read_image(require_shared('data', 'TNO21', 'vi', '01.png'))).permute(2, 0, 1)
+    engine = FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'FISCNet'},
+                                        'path': {'pretrain_network_g': str(WEIGHTS), 'param_key_g': 'params'}})
+
+    def fuse(tile=None):
+        engine.tile, engine.tile_overlap = tile, 32
+        fused = engine.fuse(ir[None], vi[None])
+        return fused, engine.to_uint8(fused)[0].astype(np.int16)
+
+    whole, whole_8bit = fuse()
+    diff = np.abs(fuse(128)[1] - whole_8bit)
     assert 0 < diff.max() <= REAL_MAX_GREY_DIFF and diff.mean() <= REAL_MEAN_GREY_DIFF  # 0: tiling did not run
-    model.opt['tile'] = 512  # larger than the 360x270 image: fused whole
-    model.test()
-    assert torch.equal(model.fused_y, whole_y)
-    assert np.array_equal(model.fused_images_uint8()[0], whole)
+    larger, larger_8bit = fuse(512)  # larger than the 360x270 image: fused whole
+    assert torch.equal(larger, whole) and np.array_equal(larger_8bit, whole_8bit)
 
 
 # ------------------------------------------------------------------------------- scripts/fuse.py

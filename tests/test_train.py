@@ -83,7 +83,7 @@ def recipe_loss(net, batch, opt):
     """The recipe's total loss of ``net`` on ``batch``."""
     from basicsr.losses import build_loss
     from basicsr.utils.color_util import rgb_to_ycrcb
-    vis = rgb_to_ycrcb(batch['vis'])
+    vis = rgb_to_ycrcb(batch['vi'])
     with torch.no_grad():
         fused = net(vis, batch['ir']).clamp(0, 1)
         return sum(build_loss(opt['train'][key])(fused, vis[:, :1], batch['ir'], batch['mask']).item()

@@ -63,11 +63,11 @@ def test_crops_flips_and_transposes_are_identical_in_ir_vis_and_mask_and_fixed_b
     seen = set()
     for seed in range(16):
         item = dataset[(1, (7, 0, seed))]
-        assert item['ir'].shape == (1, 16, 16) and item['vis'].shape == (3, 16, 16) and item['stem'] == 'q'
-        assert torch.equal(item['ir'], item['vis'][:1]) and torch.equal(item['ir'], item['mask'])
+        assert item['ir'].shape == (1, 16, 16) and item['vi'].shape == (3, 16, 16) and item['stem'] == 'q'
+        assert torch.equal(item['ir'], item['vi'][:1]) and torch.equal(item['ir'], item['mask'])
         seen.add(item['ir'].numpy().tobytes())
         again = dataset[(1, (7, 0, seed))]
-        assert all(torch.equal(item[k], again[k]) for k in ('ir', 'vis', 'mask'))
+        assert all(torch.equal(item[k], again[k]) for k in ('ir', 'vi', 'mask'))
     assert len(seen) == 16  # other keys, other windows and orientations
 
 
@@ -197,15 +197,15 @@ def test_mixed_precision_training_steps_on_the_cpu(amp_dtype):
                          'path': {'models': 'unused'},
                          'train': {'max_loss': {'type': 'MaxFusionLoss'}, 'grad_loss': {'type': 'GradientFusionLoss'}}})
     before = [p.detach().clone() for p in model.net_g.parameters()]
-    model.feed_data({'ir': torch.rand(2, 1, 16, 16), 'vis': torch.rand(2, 3, 16, 16)})
+    batch = {'ir': torch.rand(2, 1, 16, 16), 'vi': torch.rand(2, 3, 16, 16)}
     for iteration in (1, 2):
-        losses = model.optimize_parameters(iteration)
+        losses = model.train_step(batch, iteration)
         assert set(losses) == {'l_max', 'l_grad', 'l_total'} and all(np.isfinite(v) for v in losses.values())
     assert all(p.dtype == torch.float32 for p in model.net_g.parameters())
     changed = any(not torch.equal(a, b) for a, b in zip(before, model.net_g.parameters()))
     # fp16's loss scaler starts high and skips the steps whose scaled gradients overflow.
     assert changed or (amp_dtype == 'fp16' and model.scaler.get_scale() < 2.0 ** 16)
-    assert ('scaler' in model.training_state(1, 0, 2)) == (amp_dtype == 'fp16')
+    assert ('scaler' in model.training_state(1)) == (amp_dtype == 'fp16')
 
 
 def test_option_errors_of_the_training_model():

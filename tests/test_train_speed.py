@@ -18,7 +18,7 @@ LOSS_KEYS = ('mask_loss', 'max_loss', 'grad_loss')
 def batches(count=3, batch=2, crop=16):
     generator = torch.Generator().manual_seed(1)
     return [{'ir': torch.rand(batch, 1, crop, crop, generator=generator),
-             'vis': torch.rand(batch, 3, crop, crop, generator=generator),
+             'vi': torch.rand(batch, 3, crop, crop, generator=generator),
              'mask': (torch.rand(batch, 1, crop, crop, generator=generator) > 0.5).float()} for _ in range(count)]
 
 
@@ -34,7 +34,7 @@ def plain_eager_steps(data, ema_decay):
     curve = []
     for step, batch in enumerate(data, 1):
         adam.zero_grad(set_to_none=True)
-        vis = rgb_to_ycrcb(batch['vis'])
+        vis = rgb_to_ycrcb(batch['vi'])
         fused = net(vis, batch['ir']).clamp(0, 1)
         terms = [loss(fused, vis[:, :1], batch['ir'], batch['mask']) for loss in losses]
         sum(terms).backward()
@@ -54,8 +54,7 @@ def test_the_default_step_equals_plain_eager_float32_exactly():
     model = FusionModel({'num_gpu': 0, 'is_train': True, 'network_g': RECIPE['network_g'], 'train': RECIPE['train']})
     curve = []
     for step, batch in enumerate(data):
-        model.feed_data(batch)
-        values = model.optimize_parameters(step + 1)
+        values = model.train_step(batch, step + 1)
         curve.append([values['l_' + key[:-len('_loss')]] for key in LOSS_KEYS])
     expected, net, ema = plain_eager_steps(data, decay)
     assert curve == expected

@@ -11,6 +11,7 @@ import yaml
 
 from conftest import REPO, smooth_image, write_image_file
 from basicsr.models.fusion_model import FusionModel
+from basicsr.train import BestCheckpoints
 
 
 def training_model(tmp_path, **train):
@@ -20,18 +21,17 @@ def training_model(tmp_path, **train):
                         'train': {'max_loss': {'type': 'MaxFusionLoss'}, 'total_iter': 100, **train}})
 
 
-def feed(model):
+def a_batch():
     generator = torch.Generator().manual_seed(1)
-    model.feed_data({'ir': torch.rand(2, 1, 16, 16, generator=generator),
-                     'vis': torch.rand(2, 3, 16, 16, generator=generator)})
+    return {'ir': torch.rand(2, 1, 16, 16, generator=generator), 'vi': torch.rand(2, 3, 16, 16, generator=generator)}
 
 
 def test_the_ema_averages_the_trained_weights_with_its_warm_up(tmp_path):
     model = training_model(tmp_path, ema_decay=0.999, optim_g={'type': 'Adam', 'lr': 1e-2})
     expected = [p.detach().clone() for p in model.net_g.parameters()]
-    feed(model)
+    batch = a_batch()
     for step in (1, 2, 3):
-        model.optimize_parameters(step)
+        model.train_step(batch, step)
         decay = min(0.999, (1 + step) / (10 + step))
         expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, model.net_g.parameters())]
     ema, raw = list(model.ema.net.parameters()), list(model.net_g.parameters())
@@ -44,9 +44,9 @@ def test_the_ema_averages_the_trained_weights_with_its_warm_up(tmp_path):
 def test_early_validations_see_the_trained_weights_with_the_warm_up(tmp_path, warmup):
     model = training_model(tmp_path, ema_decay=0.999, ema_warmup=warmup, optim_g={'type': 'Adam', 'lr': 1e-3})
     start = torch.cat([p.detach().flatten().clone() for p in model.net_g.parameters()])
-    feed(model)
+    batch = a_batch()
     for step in range(1, 31):
-        model.optimize_parameters(step)
+        model.train_step(batch, step)
     raw = torch.cat([p.detach().flatten() for p in model.net_g.parameters()])
     ema = torch.cat([p.detach().flatten() for p in model.ema.net.parameters()])
     lag = (torch.linalg.vector_norm(ema - raw) / torch.linalg.vector_norm(start - raw)).item()
@@ -65,28 +65,29 @@ def test_grad_clip_bounds_the_gradient_norm(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.optim.Adam, 'step', recording_step)
     for clip in (None, 1e-3):
-        model = training_model(tmp_path, grad_clip=clip)
-        feed(model)
-        model.optimize_parameters(1)
+        training_model(tmp_path, grad_clip=clip).train_step(a_batch(), 1)
     unclipped, clipped = seen
     assert unclipped > 1e-2 and clipped == pytest.approx(1e-3, rel=1e-3)
 
 
-@pytest.mark.parametrize('metric, values, best', [('EN', [5.0, 3.0, 6.0, 4.0], 6.0), ('MSE', [5.0, 3.0, 6.0, 4.0], 3.0),
+@pytest.mark.parametrize('metric, values, best_value', [('EN', [5.0, 3.0, 6.0, 4.0], 6.0), ('MSE', [5.0, 3.0, 6.0, 4.0], 3.0),
                                                   ('Nabf', [0.2, 0.1, 0.3], 0.1), ('CE', [1.0, 2.0, 0.5], 0.5)])
-def test_best_checkpoints_keep_the_best_value_in_the_metrics_direction(tmp_path, metric, values, best):
+def test_best_checkpoints_keep_the_best_value_in_the_metrics_direction(tmp_path, metric, values, best_value):
     model = training_model(tmp_path)
-    for iteration, value in enumerate(values, 1):
-        model._update_best('set', {metric: value}, iteration * 10)
-    assert model.best_metrics['set'][metric]['value'] == best
+    best = BestCheckpoints(model.opt)
+    improved = [best.update(model, 'set', {metric: value}, iteration * 10) for iteration, value in enumerate(values, 1)]
+    assert best.values['set'][metric]['value'] == best_value
+    assert improved[0] == [(metric, values[0])] and [] in improved  # a worse value saves nothing
     assert (tmp_path / f'net_g_best_set_{metric}.pth').is_file()
 
 
 def test_best_checkpoints_start_at_best_from_iter(tmp_path):
     model = training_model(tmp_path)
-    assert model.best_from_iter() == 10  # a tenth of total_iter 100
-    model.opt['val'] = {'best_from_iter': 0}
-    assert model.best_from_iter() == 0
+    best = BestCheckpoints(model.opt)
+    assert best.from_iter == 10  # a tenth of total_iter 100
+    assert best.update(model, 'set', {'EN': 1.0}, 9) == [] and not any(tmp_path.iterdir())
+    assert best.update(model, 'set', {'EN': 1.0}, 10) == [('EN', 1.0)]
+    assert BestCheckpoints(dict(model.opt, val={'best_from_iter': 0})).from_iter == 0
 
 
 @pytest.fixture

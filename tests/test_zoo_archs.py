@@ -131,9 +131,9 @@ def test_channel_layer_norm_normalises_over_channels_at_each_pixel():
 
 def test_ship_shares_fiscnet_blocks():
     ship, fiscnet = SHIP(n_feat=8), FISCNet(n_feat=8)
-    assert type(ship.vis.block1) is type(fiscnet.correction2.vis) is fusion_blocks.EdgeBlock
+    assert type(ship.vis.block1) is type(fiscnet.calibration2.vi) is fusion_blocks.EdgeBlock
     assert type(ship.reconstruction) is type(fiscnet.reconstruction) is fusion_blocks.Refine
-    assert type(ship.postprocess[0]) is type(fiscnet.correction2.interaction.fused) is fusion_blocks.InvBlock
+    assert type(ship.postprocess[0]) is type(fiscnet.calibration2.interaction.fused) is fusion_blocks.InvBlock
     assert type(ship.postprocess[0].F) is fusion_blocks.DenseBlock  # FISCNet's couplings are multi-scale
 
 
@@ -168,19 +168,18 @@ def test_stretch_to_uint8_is_min_max_and_truncates():
 
 def test_to_8bit_option_switches_between_released_and_common_saving(pair_folders):
     from basicsr.data.fusion_test_dataset import FusionTestDataset
-    from basicsr.models.fusion_model import FusionModel
+    from basicsr.models.fusion_engine import FusionEngine
     ir, vi = pair_folders
     batch = torch.utils.data.default_collate([FusionTestDataset({'dataroot_ir': ir, 'dataroot_vi': vi})[0]])
     images = {}
     for mode in ('round', 'stretch_truncate'):
         torch.manual_seed(0)
-        model = FusionModel({'num_gpu': 0, 'network_g': {'type': 'SeAFusion'}, 'to_8bit': mode})
-        model.feed_data(batch)
-        model.test()
-        fused = model.fused[0].permute(1, 2, 0).numpy()
-        images[mode] = model.fused_images_uint8()[0]
+        engine = FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'SeAFusion'}, 'to_8bit': mode})
+        fused = engine.fuse(batch['ir'], batch['vi'])
+        images[mode] = engine.to_uint8(fused)[0]
+        fused = fused[0].permute(1, 2, 0).numpy()
         assert np.array_equal(images[mode], {'round': to_uint8, 'stretch_truncate': stretch_to_uint8}[mode](fused))
     assert images['stretch_truncate'].min() == 0 and images['stretch_truncate'].max() == 255
     assert not np.array_equal(images['round'], images['stretch_truncate'])
     with pytest.raises(OptionError, match="to_8bit: 'stretch' is not a conversion; use one of: round, stretch_truncate"):
-        FusionModel({'num_gpu': 0, 'network_g': {'type': 'SeAFusion'}, 'to_8bit': 'stretch'})
+        FusionEngine.from_options({'num_gpu': 0, 'network_g': {'type': 'SeAFusion'}, 'to_8bit': 'stretch'})

@@ -28,7 +28,7 @@ def recipe_options(train_pairs, method, **train_opt):
 
 
 def recipe_loss(net, batch, opt):
-    vis = rgb_to_ycrcb(batch['vis'])
+    vis = rgb_to_ycrcb(batch['vi'])
     with torch.no_grad():
         fused = net(vis, batch['ir']).clamp(0, 1)
         return sum(build_loss(section)(fused, vis[:, :1], batch['ir'], batch['mask']).item()

@@ -1,8 +1,12 @@
 """FISCNet: infrared-visible fusion by frequency integration and spatial compensation.
 
-The module names and parameter shapes follow the released checkpoint, so its ``params`` load
-directly.
+The parameter shapes follow the released checkpoint; its key names (``correction1..3``, ``vis``,
+``inf``) are mapped to this file's (``calibration1..3``, ``vi``, ``ir``) by
+:func:`checkpoint_filter_fn` when it is loaded, so its ``params`` load strictly.
 """
+import re
+from typing import Dict, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +17,26 @@ from basicsr.archs.fusion_blocks import (CDC, CONV_SLOPE, DenseBlock, EdgeBlock,
 from basicsr.utils.registry import ARCH_REGISTRY
 
 MIN_SIZE = 8  # at 1/4 scale the instance norms must still see more than one pixel
+# Released key parts -> this file's names; every key of the released checkpoint matches at most these.
+RELEASED_KEY_RENAMES = ((re.compile(r'^correction(\d)\.'), r'calibration\1.'),
+                        (re.compile(r'(^|\.)vis\.'), r'\1vi.'), (re.compile(r'(^|\.)inf\.'), r'\1ir.'),
+                        (re.compile(r'_vis\.'), '_vi.'), (re.compile(r'_inf\.'), '_ir.'))
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The released checkpoint's keys in this file's names (other keys unchanged, so applying it
+    twice changes nothing).
+
+    Example:
+        >>> list(checkpoint_filter_fn({'correction2.interaction.spa_att_inf.0.weight': 0, 'reconstruction.x': 1}))
+        ['calibration2.interaction.spa_att_ir.0.weight', 'reconstruction.x']
+    """
+    renamed = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in RELEASED_KEY_RENAMES:
+            key = pattern.sub(replacement, key)
+        renamed[key] = value
+    return renamed
 
 
 def unit_phasor(spectrum):
@@ -72,7 +96,7 @@ class Interaction(nn.Module):
 
     def __init__(self, c: int):
         super().__init__()
-        for source in ('vis', 'inf'):
+        for source in ('vi', 'ir'):
             setattr(self, f'spa_att_{source}', nn.Sequential(
                 conv3(c, c // 2), nn.LeakyReLU(CONV_SLOPE), conv3(c // 2, c), nn.Sigmoid()))
             setattr(self, f'cha_att_{source}', nn.Sequential(
@@ -86,28 +110,31 @@ class Interaction(nn.Module):
         c = torch.cat([r, fused], dim=1)
         return post(cha_att(channel_std(c) + c.mean(dim=(2, 3), keepdim=True)) * c) + fused
 
-    def forward(self, fused, vis, inf):
-        o_vis = self._compensate(fused, vis, self.spa_att_vis, self.cha_att_vis, self.post_vis)
-        o_inf = self._compensate(fused, inf, self.spa_att_inf, self.cha_att_inf, self.post_inf)
-        return self.post(self.fused(torch.cat([o_vis, o_inf], dim=1)))
+    def forward(self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        o_vi = self._compensate(fused, vi, self.spa_att_vi, self.cha_att_vi, self.post_vi)
+        o_ir = self._compensate(fused, ir, self.spa_att_ir, self.cha_att_ir, self.post_ir)
+        return self.post(self.fused(torch.cat([o_vi, o_ir], dim=1)))
 
 
-class CalibrationFirst(nn.Module):
-    """Stage 1 (``correction1`` in the checkpoint): lifts the fused map and both sources from 1 to C
-    channels, then interacts.
+Features = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # fused, visible, infrared (B, C, H, W)
 
-    The released model encodes all three inputs with the ``fused`` encoder; its ``vis`` and
-    ``inf`` encoders were trained never and hold uninitialised values. With
-    ``separate_encoders=False`` (the release) they are not built and their checkpoint keys are
-    dropped on loading; ``True`` builds and uses them, for new trainings.
+
+class FirstCalibration(nn.Module):
+    """Calibration 1 (``calibration1``): lifts the fused map and both sources from 1 to C channels,
+    then interacts.
+
+    The released model encodes all three inputs with the ``fused`` encoder; its ``vi`` and ``ir``
+    encoders (``correction1.vis``/``inf`` in the file) were never trained and hold uninitialised
+    values. With ``separate_encoders=False`` (the release) they are not built and their
+    checkpoint keys are dropped on loading; ``True`` builds and uses them, for new trainings.
     """
 
     def __init__(self, cin: int, cout: int, separate_encoders: bool = False):
         super().__init__()
         self.separate_encoders = separate_encoders
         if separate_encoders:
-            self.vis = EdgeBlock(cin, cout)
-            self.inf = EdgeBlock(cin, cout)
+            self.vi = EdgeBlock(cin, cout)
+            self.ir = EdgeBlock(cin, cout)
         else:
             self._register_load_state_dict_pre_hook(self._drop_unused_encoders)
         self.fused = EdgeBlock(cin, cout)
@@ -115,29 +142,29 @@ class CalibrationFirst(nn.Module):
 
     @staticmethod
     def _drop_unused_encoders(state_dict, prefix, *args, **kwargs):
-        for key in [k for k in state_dict if k.startswith((prefix + 'vis.', prefix + 'inf.'))]:
+        for key in [k for k in state_dict if k.startswith((prefix + 'vi.', prefix + 'ir.'))]:
             del state_dict[key]
 
-    def forward(self, fused, vis, inf):
-        encode_vis = self.vis if self.separate_encoders else self.fused
-        encode_inf = self.inf if self.separate_encoders else self.fused
-        f, v, i = self.fused(fused), encode_vis(vis), encode_inf(inf)
+    def forward(self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> Features:
+        encode_vi = self.vi if self.separate_encoders else self.fused
+        encode_ir = self.ir if self.separate_encoders else self.fused
+        f, v, i = self.fused(fused), encode_vi(vi), encode_ir(ir)
         return self.interaction(f, v, i), v, i
 
 
 class Calibration(nn.Module):
-    """Stages 2 and 3 (``correction2``, ``correction3`` in the checkpoint): encode, integrate in
-    frequency channel by channel, then interact."""
+    """Calibrations 2 and 3 (``calibration2``, ``calibration3``): encode, integrate in frequency
+    channel by channel, then interact."""
 
     def __init__(self, c: int):
         super().__init__()
-        self.vis = EdgeBlock(c, c)
-        self.inf = EdgeBlock(c, c)
+        self.vi = EdgeBlock(c, c)
+        self.ir = EdgeBlock(c, c)
         self.fused = EdgeBlock(c, c)
         self.interaction = Interaction(c)
 
-    def forward(self, fused, vis, inf):
-        f, v, i = self.fused(fused), self.vis(vis), self.inf(inf)
+    def forward(self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> Features:
+        f, v, i = self.fused(fused), self.vi(vi), self.ir(ir)
         f = frequency_integration(f, v, i)
         return self.interaction(f, v, i), v, i
 
@@ -147,15 +174,16 @@ class FISCNet(nn.Module):
     """FISCNet fusion network.
 
     Args:
-        vis_channels (int): channels of ``image_vis`` the network reads (1: the Y channel).
-        inf_channels (int): channels of ``image_ir`` the network reads.
+        vis_channels (int): channels of ``vi_ycrcb`` the network reads (1: the Y channel).
+        inf_channels (int): channels of ``ir`` the network reads (both names are the released
+            options').
         n_feat (int): feature width C.
-        separate_stage1_encoders (bool): give stage 1 its own visible and infrared encoders
+        separate_stage1_encoders (bool): give calibration 1 its own visible and infrared encoders
             instead of the released model's shared one (not loadable from the release).
 
     Shapes:
-        ``image_vis`` (B, >=vis_channels, H, W) YCrCb in [0, 1]; ``image_ir`` (B, >=inf_channels,
-        H, W) in [0, 1]; output (B, 1, H, W), the fused Y, not clamped. H, W >= 8.
+        ``vi_ycrcb`` (B, >=vis_channels, H, W) YCrCb in [0, 1]; ``ir`` (B, >=inf_channels, H, W)
+        in [0, 1]; output (B, 1, H, W), the fused Y, not clamped. H, W >= 8.
 
     Example:
         >>> net = FISCNet()
@@ -171,23 +199,35 @@ class FISCNet(nn.Module):
                              'equal: the image-level frequency integration mixes them channel by channel')
         self.vis_channels = vis_channels
         self.inf_channels = inf_channels
-        self.correction1 = CalibrationFirst(vis_channels, n_feat, separate_stage1_encoders)
-        self.correction2 = Calibration(n_feat)
-        self.correction3 = Calibration(n_feat)
+        self.calibration1 = FirstCalibration(vis_channels, n_feat, separate_stage1_encoders)
+        self.calibration2 = Calibration(n_feat)
+        self.calibration3 = Calibration(n_feat)
         self.reconstruction = Refine(n_feat, out_channels=1)
+        # Plain load_state_dict takes the released names too; load_params applies the filter itself.
+        self._register_load_state_dict_pre_hook(self._rename_released_keys)
 
-    def forward(self, image_vis, image_ir):
-        height, width = image_vis.shape[-2:]
+    checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
+
+    @staticmethod
+    def _rename_released_keys(state_dict, prefix, *args, **kwargs):
+        mine = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
+        renamed = checkpoint_filter_fn({k[len(prefix):]: v for k, v in mine.items()})
+        for key in mine:
+            del state_dict[key]
+        state_dict.update({prefix + k: v for k, v in renamed.items()})
+
+    def forward(self, vi_ycrcb: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        height, width = vi_ycrcb.shape[-2:]
         if height < MIN_SIZE or width < MIN_SIZE:
             raise ValueError(f'FISCNet needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels, got '
                              f'{width}x{height} (W x H); upscale or pad the image')
-        if image_ir.shape[-2:] != image_vis.shape[-2:]:
-            raise ValueError(f'infrared {tuple(image_ir.shape[-2:])} and visible {(height, width)} '
+        if ir.shape[-2:] != vi_ycrcb.shape[-2:]:
+            raise ValueError(f'infrared {tuple(ir.shape[-2:])} and visible {(height, width)} '
                              'sizes (H, W) differ')
-        vis = image_vis[:, :self.vis_channels]
-        ir = image_ir[:, :self.inf_channels]
-        f0 = frequency_integration(vis, vis, ir)
-        f1, v1, i1 = self.correction1(f0, vis, ir)
-        f2, v2, i2 = self.correction2(f1, v1, i1)
-        f3, _, _ = self.correction3(f2, v2, i2)
+        vi = vi_ycrcb[:, :self.vis_channels]
+        ir = ir[:, :self.inf_channels]
+        f0 = frequency_integration(vi, vi, ir)
+        f1, v1, i1 = self.calibration1(f0, vi, ir)
+        f2, v2, i2 = self.calibration2(f1, v1, i1)
+        f3, _, _ = self.calibration3(f2, v2, i2)
         return self.reconstruction(f3)

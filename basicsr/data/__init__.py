@@ -4,6 +4,7 @@ import os
 from torch.utils import data
 
 from basicsr.utils.auto_import import import_modules
+from basicsr.utils.options import dataset_option
 from basicsr.utils.registry import DATASET_REGISTRY
 
 import_modules(__name__, __file__, '_dataset')
@@ -50,6 +51,6 @@ def loader_workers(requested='auto'):
 
 def build_test_loader(dataset, dataset_opt, device):
     """One whole image per batch, in order (sizes differ inside a set)."""
-    workers = loader_workers(dataset_opt.get('num_worker_per_gpu', 'auto'))
+    workers = loader_workers(dataset_option(dataset_opt, 'num_worker_per_gpu'))
     return data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers,
                            pin_memory=device.type == 'cuda', persistent_workers=False)

@@ -9,6 +9,7 @@ from torch.utils import data
 from basicsr.data.pairing import pair_by_stem
 from basicsr.utils.errors import InputError, OptionError
 from basicsr.utils.img_util import read_image
+from basicsr.utils.options import dataset_option
 from basicsr.utils.registry import DATASET_REGISTRY
 
 # The released project's BasicSR names: gt was the infrared image, lq the visible one.
@@ -98,7 +99,7 @@ class FusionTestDataset(data.Dataset):
     Options: ``dataroot_ir`` (alias ``dataroot_gt``), ``dataroot_vi`` (alias ``dataroot_lq``),
     optional ``dataroot_mask``, ``resize_vi_to_ir`` (default false).
 
-    Items: ``ir`` (1, H, W) and ``vis`` (3, H, W) RGB tensors in [0, 1] (``mask`` (1, H, W) when
+    Items: ``ir`` (1, H, W) and ``vi`` (3, H, W) RGB tensors in [0, 1] (``mask`` (1, H, W) when
     masks are given), ``stem``, ``ir_path``, ``vis_path``. A 3-channel infrared file gives its
     first (red) channel, as the released pipeline does; gray files are replicated to RGB.
     """
@@ -125,8 +126,8 @@ class FusionTestDataset(data.Dataset):
 
     def __getitem__(self, index):
         stem, paths = self.samples[index]
-        images = load_sample(paths, self.opt.get('resize_vi_to_ir', False))
-        item = {'ir': image_to_tensor(images['ir'][:, :, :1]), 'vis': image_to_tensor(images['vi']),
+        images = load_sample(paths, dataset_option(self.opt, 'resize_vi_to_ir'))
+        item = {'ir': image_to_tensor(images['ir'][:, :, :1]), 'vi': image_to_tensor(images['vi']),
                 'stem': stem, 'ir_path': str(paths['ir']), 'vis_path': str(paths['vi'])}
         if 'mask' in images:
             item['mask'] = image_to_tensor(images['mask'][:, :, :1])

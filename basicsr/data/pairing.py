@@ -35,7 +35,7 @@ def pair_by_stem(folders):
     """Pair the images of several folders by stem.
 
     Args:
-        folders (dict[str, str | Path]): role -> folder, e.g. ``{'ir': 'a/ir', 'vis': 'a/vi'}``.
+        folders (dict[str, str | Path]): role -> folder, e.g. ``{'ir': 'a/ir', 'vi': 'a/vi'}``.
 
     Returns:
         list[tuple[str, dict[str, Path]]]: ``(stem, {role: path})``, sorted by stem.

@@ -18,8 +18,7 @@ import numpy as np
 
 from basicsr.utils.errors import InputError
 from basicsr.utils.img_util import decode_image_file, write_image
-
-MODES = ('binary', 'weight')
+from basicsr.utils.options import SALIENCY_MODES
 
 # ANYCOLOR keeps gray files gray and, unlike IMREAD_UNCHANGED, applies the EXIF orientation, so a
 # mask lines up with the image the training pipeline reads (which uses IMREAD_COLOR).
@@ -157,7 +156,7 @@ def mask_table(levels_ir: np.ndarray, levels_vi: np.ndarray, mode: str = 'binary
         return salient.astype(np.uint8) * np.uint8(255)
     if mode == 'weight':
         return _round_half_away(255.0 * (0.5 + 0.5 * (v_vi - v_ir))).astype(np.uint8)
-    raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    raise ValueError(f'mode must be one of {SALIENCY_MODES}, got {mode!r}')
 
 
 def saliency_mask(ir_gray: np.ndarray, vi_gray: np.ndarray, mode: str = 'binary') -> np.ndarray:

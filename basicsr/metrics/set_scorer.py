@@ -10,6 +10,7 @@ from basicsr.metrics.base import check_convention
 from basicsr.metrics.report import summarize, write_metrics_csv
 from basicsr.utils.errors import InputError
 from basicsr.utils.img_util import to_uint8
+from basicsr.utils.options import option_value
 
 
 def metric_names_from_options(val_opt: Optional[Mapping]) -> List[str]:
@@ -20,7 +21,7 @@ def metric_names_from_options(val_opt: Optional[Mapping]) -> List[str]:
         OptionError: unknown convention or metric name.
     """
     val_opt = val_opt or {}
-    convention = check_convention(val_opt.get('convention', 'tang'))
+    convention = check_convention(option_value({'val': val_opt}, 'val.convention'))
     names = val_opt.get('metrics')
     if not names:
         return []
@@ -49,14 +50,14 @@ class SetScorer:
         self.stems: List[str] = []
         self.rows: List[Dict[str, float]] = []
 
-    def add(self, stem: str, ir: torch.Tensor, vis: torch.Tensor, fused_uint8) -> Dict[str, float]:
-        """Score one image: ``ir`` (1, H, W) and ``vis`` (3, H, W) in [0, 1], ``fused_uint8`` (H, W, 3).
+    def add(self, stem: str, ir: torch.Tensor, vi: torch.Tensor, fused_uint8) -> Dict[str, float]:
+        """Score one image: ``ir`` (1, H, W) and ``vi`` (3, H, W) in [0, 1], ``fused_uint8`` (H, W, 3).
 
         Raises:
             InputError: the image is too small for a metric (the message names the stem).
         """
         try:
-            row = calculate_metrics(tensor_to_uint8(ir), tensor_to_uint8(vis), fused_uint8, self.names, self.convention)
+            row = calculate_metrics(tensor_to_uint8(ir), tensor_to_uint8(vi), fused_uint8, self.names, self.convention)
         except InputError as err:
             raise InputError(f'{stem}: {err}') from None
         self.stems.append(stem)

@@ -1,30 +1,30 @@
 """Models: a network plus what it needs to be trained and tested, registered by class name."""
 from basicsr.utils.auto_import import import_modules
-from basicsr.utils.options import RANDOM_WEIGHTS
+from basicsr.utils.options import RANDOM_WEIGHTS, option_value
 from basicsr.utils.registry import MODEL_REGISTRY
 
 import_modules(__name__, __file__, '_model')
 
 
 def build_model(opt):
-    return MODEL_REGISTRY.get(opt.get('model_type', 'FusionModel'))(opt)
+    """The training model of ``model_type`` (default FusionModel)."""
+    return MODEL_REGISTRY.get(option_value(opt, 'model_type'))(opt)
 
 
 def check_model_options(opt):
-    """Fail now for what building the model would fail on later: a device that is not there, or a
-    checkpoint that is missing, damaged or does not fit the network. Runs call it before they make
-    or archive any folder, so a failed start leaves the disk as it was.
+    """Fail now for what building the engine or the model would fail on later: a device that is not
+    there, a checkpoint that is missing, damaged or does not fit the network, or engine settings
+    that do not work. Runs call it before they make or archive any folder, so a failed start
+    leaves the disk as it was.
 
     Raises:
-        OptionError: ``num_gpu`` asks for a device this machine lacks. InputError: the checkpoint
-            cannot be read, holds non-finite weights or does not fit ``network_g``.
+        OptionError: ``num_gpu`` asks for a device this machine lacks, or a bad ``execution``,
+            ``tile``/``tile_overlap`` or ``to_8bit``. InputError: the checkpoint cannot be read,
+            holds non-finite weights or does not fit ``network_g``.
     """
-    from basicsr.archs import build_network
-    from basicsr.utils.checkpoint import load_params, read_params
+    from basicsr.models.fusion_engine import engine_settings, load_network
     from basicsr.utils.device import select_device
-    select_device(opt.get('num_gpu', 'auto'), opt.get('dist', False))
-    path_opt = opt.get('path') or {}
-    weights = path_opt.get('pretrain_network_g')
-    if weights and weights != RANDOM_WEIGHTS:
-        params = read_params(weights, path_opt.get('param_key_g', 'params_ema'))
-        load_params(build_network(opt['network_g']), params, path_opt.get('strict_load_g', True), source=str(weights))
+    select_device(option_value(opt, 'num_gpu'), opt.get('dist', False))
+    engine_settings(opt)
+    if option_value(opt, 'path.pretrain_network_g') != RANDOM_WEIGHTS:
+        load_network(opt)

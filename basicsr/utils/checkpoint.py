@@ -160,13 +160,16 @@ def read_params(path, param_key='params_ema'):
 def load_params(net, params, strict=True, source='checkpoint'):
     """Copy ``params`` into ``net``; report missing, unexpected and mis-shaped keys.
 
-    A ``module.`` prefix (saved from DataParallel/DDP) is removed first. With ``strict`` any
+    A ``module.`` prefix (saved from DataParallel/DDP) is removed first, and a network's
+    ``checkpoint_filter_fn`` (if it has one) renames released keys. With ``strict`` any
     difference raises; otherwise differences are logged and the fitting keys are loaded.
 
     Raises:
         CheckpointMismatchError: ``strict`` and the checkpoint does not fit the network.
     """
     params = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in params.items()}
+    if hasattr(net, 'checkpoint_filter_fn'):  # released key names -> the network's (timm's convention)
+        params = net.checkpoint_filter_fn(params)
     own = net.state_dict()
     mismatched = {k: (tuple(v.shape), tuple(own[k].shape)) for k, v in params.items()
                   if k in own and v.shape != own[k].shape}

@@ -6,6 +6,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Subset
 
+from basicsr.utils.options import option_value
+
 
 def _slurm_environment(port):
     """Translate slurm's variables into the ones torch.distributed's env:// method reads."""
@@ -18,8 +20,8 @@ def _slurm_environment(port):
     os.environ['LOCAL_RANK'] = os.environ['SLURM_LOCALID']
 
 
-def init_dist(launcher, backend=None, port=29500):
-    """Join the process group; the backend defaults to nccl with CUDA and gloo without."""
+def init_dist(launcher, backend, port):
+    """Join the process group; ``backend`` None: nccl with CUDA, gloo without; ``port``: slurm's rendezvous."""
     if launcher == 'slurm':
         _slurm_environment(port)
     elif launcher != 'pytorch':
@@ -48,7 +50,7 @@ def init_dist_from_options(opt, launcher):
     opt['dist'] = launcher != 'none'
     if opt['dist']:
         params = opt.get('dist_params') or {}
-        init_dist(launcher, params.get('backend'), params.get('port', 29500))
+        init_dist(launcher, params.get('backend'), option_value(opt, 'dist_params.port'))
     opt['rank'], opt['world_size'] = get_dist_info()
 
 

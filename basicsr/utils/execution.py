@@ -12,8 +12,7 @@
 import torch
 
 from basicsr.utils.errors import OptionError
-
-EXECUTION_MODES = ('eager', 'channels_last', 'compile')
+from basicsr.utils.options import EXECUTION_MODES
 AUTO_MODE = {'cpu': 'channels_last'}
 
 

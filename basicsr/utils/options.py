@@ -215,13 +215,16 @@ class Option:
 REQUIRED = '(required)'
 RANDOM_WEIGHTS = 'random'  # path.pretrain_network_g value that asks for untrained weights (smoke tests)
 TO_8BIT_NAMES = ('round', 'stretch_truncate')  # the keys of basicsr.utils.img_util.TO_8BIT
+# Choices declared here, in a module without torch or OpenCV, so that the scripts' --help can list them.
+EXECUTION_MODES = ('eager', 'channels_last', 'compile')  # basicsr/utils/execution.py; 'auto' picks one
+SALIENCY_MODES = ('binary', 'weight')  # basicsr/data/saliency.py
 POSITIVE = Number(low=0, low_open=True)
 UNIT_OPEN = Number(low=0, high=1, high_open=True)
 
 OPTIONS = (
     # run
     Option('name', FolderName(), REQUIRED, 'run name: the folder under results/ (test) or experiments/ (train)'),
-    Option('model_type', Text(), 'FusionModel', 'the model class'),
+    Option('model_type', Text(), 'FusionModel', 'the training model class (MODEL_REGISTRY)'),
     Option('num_gpu', Either((Choice(('auto',)), Int(low=0))), 'auto',
            'auto (CUDA when present, else CPU), 0 (CPU) or a GPU count'),
     Option('manual_seed', Optional(Int(low=0, high=2**32 - 1)), None, 'random seed (~: a random one, logged)'),
@@ -229,7 +232,7 @@ OPTIONS = (
     Option('use_tf32', Bool(), False, 'TF32 matrix products on Ampere+ GPUs'),
     Option('use_amp', Bool(), False, 'mixed-precision training'),
     Option('amp_dtype', Choice(('bf16', 'bfloat16', 'fp16', 'float16')), 'bf16', 'mixed-precision type'),
-    Option('execution', Choice(('auto', 'eager', 'channels_last', 'compile')), 'auto',
+    Option('execution', Choice(('auto', *EXECUTION_MODES)), 'auto',
            'how the network runs: auto is channels_last on the CPU and eager on CUDA; compile (torch.compile) is '
            '1.1-1.2x faster on the CPU after about 2.5 min of compiling; all within 1 grey level of eager '
            '(docs/benchmarks.md)'),
@@ -364,6 +367,16 @@ def option_value(opt, key):
             return schema_option(key).default
         node = node[part]
     return node
+
+
+def dataset_option(set_opt, key):
+    """The value of ``key`` in one dataset section, or its declared default.
+
+    Example:
+        >>> dataset_option({'gt_size': 64}, 'gt_size'), dataset_option({}, 'gt_size')
+        (64, 128)
+    """
+    return option_value({'datasets': {'set': set_opt}}, f'datasets.set.{key}')
 
 
 def options_table(sections=None):

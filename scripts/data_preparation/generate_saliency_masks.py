@@ -15,12 +15,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from basicsr.utils.errors import ArgumentParser, InputError, error_status
+from basicsr.utils.options import SALIENCY_MODES
 
 # tqdm and the basicsr modules that load OpenCV and torch are imported in the functions that use
 # them, so that --help and usage errors answer without loading them.
 
-# basicsr.data.saliency.MODES, repeated so that --help need not import it (tests/test_help.py checks them equal).
-MODES = ('binary', 'weight')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--ir', required=True, type=Path, help='folder of infrared images')
     parser.add_argument('--vi', required=True, type=Path, help='folder of visible images (same stems)')
     parser.add_argument('--out', required=True, type=Path, help='folder for the <stem>.png masks (created)')
-    parser.add_argument('--mode', choices=MODES, default='binary',
+    parser.add_argument('--mode', choices=SALIENCY_MODES, default='binary',
                         help='binary: 255 where the visible image is the more salient (default); '
                              'weight: 0.5 + 0.5 * (V_vi - V_ir) in 8 bits')
     parser.add_argument('--workers', type=int, default=1, help='parallel processes (default 1)')

@@ -10,7 +10,7 @@ from basicsr.utils.checkpoint import CheckpointMismatchError, load_params, read_
 from basicsr.utils.color_util import rgb_to_ycrcb
 from basicsr.utils.execution import prepare_input, prepare_network
 from basicsr.utils.img_util import read_image
-from conftest import WEIGHTS, require_shared
+from conftest import COMPILED_PAIR, SHARED, WEIGHTS, require_shared
 
 
 def as_8bit(y):
@@ -185,20 +185,34 @@ def test_read_params_falls_back_to_params_and_reports_bad_files(tmp_path, random
         read_params(tmp_path / 'missing.pth')
 
 
-@pytest.mark.parametrize('mode, set_name, stem', [
-    ('channels_last', 'TNO21', '01'), ('channels_last', 'TNO21', '17'), ('channels_last', 'MSRS', '00004N'),
-    ('compile', 'TNO21', '01'),  # compiling costs minutes, so one pair
-])
-def test_execution_modes_stay_within_the_accuracy_budget(released_net, mode, set_name, stem):
+def released_fused_y(mode, set_name, stem, net=None):
+    """The raw fused Y of a shared pair by the released weights run in execution ``mode``."""
+    if net is None:
+        net = FISCNet()
+        load_params(net, read_params(WEIGHTS, 'params'), strict=True)
+    net = prepare_network(copy.deepcopy(net).eval(), mode)
+    vi = prepare_input(rgb_to_ycrcb(image_tensor(SHARED / 'data' / set_name / 'vi' / f'{stem}.png')), mode)
+    ir = prepare_input(image_tensor(SHARED / 'data' / set_name / 'ir' / f'{stem}.png')[:, :1], mode)
+    with torch.inference_mode():
+        return net(vi, ir)[0, 0].numpy()
+
+
+def assert_within_the_accuracy_budget(fused_y, set_name, stem):
     """Raw Y within 1e-4 of the released output, and so within 1 grey level once 8-bit."""
     reference = np.load(require_shared('reference', set_name, f'{stem}_y.npy'))
-    net = prepare_network(copy.deepcopy(released_net), mode)
-    vis = prepare_input(rgb_to_ycrcb(image_tensor(require_shared('data', set_name, 'vi', f'{stem}.png'))), mode)
-    ir = prepare_input(image_tensor(require_shared('data', set_name, 'ir', f'{stem}.png'))[:, :1], mode)
-    with torch.inference_mode():
-        fused_y = net(vis, ir)[0, 0].numpy()
     assert np.abs(fused_y - reference).max() <= 1e-4
     assert np.abs(as_8bit(fused_y) - as_8bit(reference)).max() <= 1
+
+
+@pytest.mark.parametrize('set_name, stem', [('TNO21', '01'), ('TNO21', '17'), ('MSRS', '00004N')])
+def test_channels_last_stays_within_the_accuracy_budget(released_net, set_name, stem):
+    require_shared('data', set_name)
+    assert_within_the_accuracy_budget(released_fused_y('channels_last', set_name, stem, released_net), set_name, stem)
+
+
+def test_compile_stays_within_the_accuracy_budget(compiled_fused_y):
+    """Compiling costs minutes, so one pair, computed beside the suite (conftest.py)."""
+    assert_within_the_accuracy_budget(compiled_fused_y, *COMPILED_PAIR)
 
 
 def test_auto_execution_is_channels_last_on_the_cpu_and_eager_for_training():

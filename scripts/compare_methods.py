@@ -33,7 +33,7 @@ from typing import Dict, List, Optional
 
 from basicsr.utils.errors import ArgumentParser, InputError, OptionError, report_user_errors, writing
 from basicsr.utils.options import (FolderName, Int, MetricNames, apply_overrides, check_dataset_section, check_keys,
-                                   check_run_layout, load_yaml, validate)
+                                   check_run_layout, load_yaml, schema_option, validate)
 from basicsr.utils.registry import DATASET_REGISTRY
 
 # torch and the basicsr modules that import it (data, metrics, models, images) are imported in the
@@ -46,7 +46,8 @@ from make_figure import DEFAULT_CELL_HEIGHT, figure_from_folders  # noqa: E402
 COMPARE_KEYS = {'name', 'num_gpu', 'datasets', 'methods', 'metrics', 'convention', 'flops_at', 'warmup', 'figure'}
 METHOD_KEYS = {'name', 'options', 'fused', 'paper'}
 FIGURE_KEYS = {'stems', 'cell_height'}
-DEFAULTS = {'num_gpu': 'auto', 'metrics': 'default', 'convention': 'tang', 'flops_at': ['mean'], 'warmup': 1,
+DEFAULTS = {'num_gpu': 'auto', 'metrics': 'default', 'convention': schema_option('val.convention').default,
+            'flops_at': ['mean'], 'warmup': 1,
             'figure': {'stems': None, 'cell_height': DEFAULT_CELL_HEIGHT}}
 
 

@@ -281,3 +281,28 @@ def test_summary_and_table():
                          ['EN', 'VIF'], digits=2)
     assert table.splitlines() == ['method  EN           VIF', 'A       6.00 ± 0.00  n/a', 'Bee     8.00 ± 0.00  n/a']
     assert format_table({'A': [{'EN': 6.0}]}, ['EN'], label='set', with_std=False).splitlines()[1] == 'A    6.0000'
+
+
+def test_a_new_metric_is_one_decorated_function_listed_after_the_toolkits():
+    """What a file ``basicsr/metrics/<idea>_metric.py`` does when the package imports it."""
+    from basicsr.metrics.base import fusion_metric
+    from basicsr.metrics.conventions import available_metrics, metric_names
+    from basicsr.metrics.set_scorer import SetScorer
+    from basicsr.utils.registry import METRIC_REGISTRY
+
+    @fusion_metric('MeanGap', conventions=('tang',), higher_is_better=False)
+    def mean_gap(ir, vi, fused, convention):
+        return abs(float(fused.mean()) - (float(ir.mean()) + float(vi.mean())) / 2)
+
+    try:
+        assert metric_names()[-1] == 'MeanGap' and metric_names()[:-1] == METRIC_NAMES
+        assert not higher_is_better('MeanGap') and available_metrics('tang')[-1] == 'MeanGap'
+        black, white = np.zeros((64, 64), np.uint8), np.full((64, 64), 200, np.uint8)
+        assert calculate_metrics(black, white, black, ['MeanGap', 'EN']) == {'MeanGap': 100.0, 'EN': 0.0}
+        assert math.isnan(calculate_metrics(black, white, black, ['MeanGap'], 'vifb')['MeanGap'])
+        scorer = SetScorer(['MeanGap'])
+        scorer.add('x', torch.zeros(1, 64, 64), torch.full((3, 64, 64), 200 / 255), np.zeros((64, 64, 3), np.uint8))
+        assert scorer.means() == {'MeanGap': 100.0}
+    finally:
+        del METRICS['MeanGap'], METRIC_REGISTRY._obj_map['MeanGap']
+    assert 'MeanGap' not in metric_names()

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from basicsr.metrics import CONVENTIONS, calculate_metrics, read_gray_uint8
+from basicsr.metrics import calculate_metrics, read_gray_uint8
 
 # Imported by name so that --workers can pickle its functions for the worker processes.
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'metrics' / 'calculate_fusion_metrics.py'
@@ -251,7 +251,3 @@ def test_help_describes_the_script_without_loading_torch():
     assert result.stdout.splitlines()[-1] == 'LOADED: []'
     plain = subprocess.run([sys.executable, str(SCRIPT), '--help'], capture_output=True, text=True, env=env)
     assert plain.returncode == 0 and '--common-only' in plain.stdout and plain.stderr == ''
-
-
-def test_conventions_match_the_metrics_package():
-    assert cli.CONVENTIONS == CONVENTIONS

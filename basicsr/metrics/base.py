@@ -11,9 +11,8 @@ from typing import Callable, Dict, Tuple
 
 from basicsr.metrics.image import ArrayLike, check_triple
 from basicsr.utils.errors import OptionError
+from basicsr.utils.options import CONVENTIONS
 from basicsr.utils.registry import METRIC_REGISTRY
-
-CONVENTIONS = ('tang', 'cddfuse', 'vifb')
 
 
 class MetricUnavailableError(ValueError):

@@ -13,9 +13,19 @@ DEFAULT_METRICS: Dict[str, List[str]] = {
     'vifb': ['CE', 'EN', 'MI', 'PSNR', 'Qabf', 'Qcb', 'Qcv', 'RMSE', 'SSIM', 'SD', 'SF', 'AG', 'EI'],
 }
 
-#: Every metric name, in the order tables list them.
-METRIC_NAMES: List[str] = ['EN', 'SD', 'SF', 'AG', 'MI', 'MSE', 'PSNR', 'CC', 'SCD', 'VIF', 'Qabf', 'Nabf',
-                           'SSIM', 'MS_SSIM', 'VIFF', 'FMI_pixel', 'FMI_dct', 'Qcb', 'Qcv', 'CE', 'EI', 'RMSE']
+#: The order tables list the metrics in; a metric registered elsewhere follows these.
+TABLE_ORDER: List[str] = ['EN', 'SD', 'SF', 'AG', 'MI', 'MSE', 'PSNR', 'CC', 'SCD', 'VIF', 'Qabf', 'Nabf',
+                          'SSIM', 'MS_SSIM', 'VIFF', 'FMI_pixel', 'FMI_dct', 'Qcb', 'Qcv', 'CE', 'EI', 'RMSE']
+
+
+def metric_names() -> List[str]:
+    """Every registered metric, in table order.
+
+    Example:
+        >>> metric_names()[:4]
+        ['EN', 'SD', 'SF', 'AG']
+    """
+    return [name for name in TABLE_ORDER if name in METRICS] + [name for name in METRICS if name not in TABLE_ORDER]
 
 
 def check_metric_names(names: Sequence[str]) -> List[str]:
@@ -26,7 +36,7 @@ def check_metric_names(names: Sequence[str]) -> List[str]:
     """
     unknown = [name for name in names if name not in METRICS]
     if unknown:
-        raise OptionError(f"unknown metric(s) {', '.join(unknown)}; known metrics: {', '.join(METRIC_NAMES)}")
+        raise OptionError(f"unknown metric(s) {', '.join(unknown)}; known metrics: {', '.join(metric_names())}")
     return list(names)
 
 
@@ -37,7 +47,7 @@ def is_available(name: str, convention: str) -> bool:
 
 def available_metrics(convention: str) -> List[str]:
     """The metrics defined in ``convention``, in table order."""
-    return [name for name in METRIC_NAMES if is_available(name, convention)]
+    return [name for name in metric_names() if is_available(name, convention)]
 
 
 def higher_is_better(name: str) -> bool:
@@ -83,5 +93,5 @@ def calculate_metrics(ir: ArrayLike, vi: ArrayLike, fused: ArrayLike, names: Seq
             else math.nan for name in names}
 
 
-__all__ = ['CONVENTIONS', 'DEFAULT_METRICS', 'METRIC_NAMES', 'available_metrics', 'calculate_metrics',
+__all__ = ['CONVENTIONS', 'DEFAULT_METRICS', 'TABLE_ORDER', 'available_metrics', 'calculate_metrics', 'metric_names',
            'check_metric_names', 'higher_is_better', 'is_available']

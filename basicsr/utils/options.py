@@ -218,6 +218,7 @@ TO_8BIT_NAMES = ('round', 'stretch_truncate')  # the keys of basicsr.utils.img_u
 # Choices declared here, in a module without torch or OpenCV, so that the scripts' --help can list them.
 EXECUTION_MODES = ('eager', 'channels_last', 'compile')  # basicsr/utils/execution.py; 'auto' picks one
 SALIENCY_MODES = ('binary', 'weight')  # basicsr/data/saliency.py
+CONVENTIONS = ('tang', 'cddfuse', 'vifb')  # whose toolkit the metrics reproduce (basicsr/metrics/)
 POSITIVE = Number(low=0, low_open=True)
 UNIT_OPEN = Number(low=0, high=1, high_open=True)
 
@@ -325,7 +326,7 @@ OPTIONS = (
     Option('val.save_img', Bool(), True, 'write the fused images'),
     Option('val.suffix', Optional(FolderName()), None, 'write <stem>_<suffix>.png'),
     Option('val.metrics', MetricNames(), None, "metrics: a list of names, 'default' or ~"),
-    Option('val.convention', Choice(('tang', 'cddfuse', 'vifb')), 'tang', "whose evaluation code the metrics follow"),
+    Option('val.convention', Choice(CONVENTIONS), 'tang', "whose evaluation code the metrics follow"),
     Option('val.best_from_iter', Optional(Int(low=0)), 'a tenth of train.total_iter',
            'keep net_g_best_<set>_<metric>.pth checkpoints from this iteration on'),
     Option('val.grid_in_tensorboard', Optional(Int(low=0)), 4, 'IR | VI | fused strips per set in TensorBoard'),

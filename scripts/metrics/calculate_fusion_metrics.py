@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from basicsr.utils.errors import ArgumentParser
-
-# basicsr.metrics.CONVENTIONS, repeated so that --help need not import the metrics (tests check them equal).
-CONVENTIONS = ('tang', 'cddfuse', 'vifb')
+from basicsr.utils.options import CONVENTIONS, schema_option
 SHOWN_STEMS = 5  # stems named in a warning per folder before "and N more"
 
 Task = Tuple[Path, Path, Path, Sequence[str], str]
@@ -47,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--common-only', action='store_true',
                         help='score only the stems that every folder holds, with one warning naming what each '
                              'folder lacks (default: a folder lacking a stem is an error)')
-    parser.add_argument('--convention', default='tang', choices=CONVENTIONS,
+    parser.add_argument('--convention', default=schema_option('val.convention').default, choices=CONVENTIONS,
                         help='whose toolkit the numbers reproduce (default: tang); see docs/metrics.md')
     parser.add_argument('--metrics', metavar='NAMES',
                         help="comma-separated metric names (default: the convention's defaults)")

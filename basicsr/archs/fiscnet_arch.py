@@ -39,7 +39,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch
     return renamed
 
 
-def unit_phasor(spectrum):
+def unit_phasor(spectrum: torch.Tensor) -> torch.Tensor:
     """``e^{i angle(X)}`` computed as ``X / |X|``; a zero coefficient gives 1, as ``angle(0) = 0``."""
     magnitude = spectrum.abs()
     nonzero = magnitude > 0
@@ -48,7 +48,7 @@ def unit_phasor(spectrum):
     return torch.where(nonzero, unit, torch.ones_like(unit))
 
 
-def frequency_integration(amplitude, phase_a, phase_b):
+def frequency_integration(amplitude: torch.Tensor, phase_a: torch.Tensor, phase_b: torch.Tensor) -> torch.Tensor:
     """Combine the Fourier amplitude of one map with the phases of two others.
 
     Returns ``|ifft2(|A| (e^{i angle P} + e^{i angle Q}))|`` per channel, a real map of the
@@ -63,7 +63,7 @@ def frequency_integration(amplitude, phase_a, phase_b):
         return torch.fft.irfft2(combined, s=size).abs()
 
 
-def channel_std(x):
+def channel_std(x: torch.Tensor) -> torch.Tensor:
     """Per-channel spatial population standard deviation, (B, C, 1, 1)."""
     return (x - x.mean(dim=(2, 3), keepdim=True)).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
 
@@ -80,7 +80,7 @@ class DenseBlockMscale(nn.Module):
         self.fc3 = nn.Sequential(conv1(cout, cout), nn.LeakyReLU(CONV_SLOPE))
         self.fuse = conv1(3 * cout, cout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The scale factor (not a target size) decides the down-sampled size, as in the release.
         x2 = F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False)
         x3 = F.interpolate(x, scale_factor=0.25, mode='bilinear', align_corners=False)
@@ -105,7 +105,8 @@ class Interaction(nn.Module):
         self.fused = InvBlock(2 * c, c, subnet=DenseBlockMscale)
         self.post = conv3(2 * c, c)
 
-    def _compensate(self, fused, source, spa_att, cha_att, post):
+    def _compensate(self, fused: torch.Tensor, source: torch.Tensor, spa_att: nn.Module, cha_att: nn.Module,
+                    post: nn.Module) -> torch.Tensor:
         r = spa_att(source - fused) * fused + fused
         c = torch.cat([r, fused], dim=1)
         return post(cha_att(channel_std(c) + c.mean(dim=(2, 3), keepdim=True)) * c) + fused

@@ -3,6 +3,8 @@
 Module and parameter names follow the released checkpoints, so their ``params`` load directly
 into any network built from these blocks.
 """
+from typing import Callable, List, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,10 +35,10 @@ class DerivedWeightCache:
     bumps except writes through ``.data``.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.key, self.value = None, None
 
-    def get(self, build, params):
+    def get(self, build: Callable[[], torch.Tensor], params: Sequence[torch.Tensor]) -> torch.Tensor:
         if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or torch.compiler.is_compiling():
             return build()
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
@@ -74,14 +76,14 @@ class CDC(nn.Module):
         if cin != cout:
             raise ValueError(f'CDC has an identity skip, so cin ({cin}) must equal cout ({cout})')
 
-    def _difference_kernel(self, taps, positions):
+    def _difference_kernel(self, taps: torch.Tensor, positions: List[int]) -> torch.Tensor:
         w = taps[:, :, 0, :]  # (cout, cin, 5)
         kernel = w.new_zeros(w.shape[0], w.shape[1], 9)
         kernel[:, :, positions] = w
         kernel[:, :, 4] = kernel[:, :, 4] - self.theta * w.sum(dim=-1)
         return kernel
 
-    def kernel(self):
+    def kernel(self) -> torch.Tensor:
         gate = torch.sigmoid(self.HP_branch)
         plus = self._difference_kernel(self.h_conv.conv.weight, [1, 3, 4, 5, 7])
         cross = self._difference_kernel(self.d_conv.conv.weight, [0, 2, 4, 6, 8])
@@ -90,7 +92,7 @@ class CDC(nn.Module):
         kernel[:, :, 4] = kernel[:, :, 4] + identity
         return kernel.view(*kernel.shape[:2], 3, 3)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = self._kernel.get(self.kernel, (self.HP_branch, self.h_conv.conv.weight, self.d_conv.conv.weight))
         return F.conv2d(x, kernel.to(x.dtype), padding=1)
 
@@ -104,7 +106,7 @@ class EdgeBlock(nn.Module):
         self.Res = nn.Sequential(conv3(cout, cout), nn.ReLU(inplace=True), conv3(cout, cout))
         self.CDC = CDC(cout, cout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.process(x)
         return self.Res(x) + self.CDC(x)
 
@@ -119,7 +121,7 @@ class UNetConvBlock(nn.Module):
         self.conv_2 = conv3(cout, cout)
         self.norm = nn.InstanceNorm2d(cout // 2, affine=True)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_1(x)
         half = out.shape[1] // 2
         out = torch.cat([self.norm(out[:, :half]), out[:, half:]], dim=1)
@@ -142,7 +144,7 @@ class DenseBlock(nn.Module):
                 conv.weight.data.mul_(INIT_SCALE)
                 nn.init.zeros_(conv.bias)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = F.leaky_relu(self.conv1(x), DENSE_SLOPE)
         x2 = F.leaky_relu(self.conv2(x1), DENSE_SLOPE)
         return F.leaky_relu(self.conv3(torch.cat([x, x1, x2], dim=1)), DENSE_SLOPE)
@@ -164,13 +166,13 @@ class InvertibleConv1x1(nn.Module):
         self.register_buffer('lower_mask', torch.tril(torch.ones(channels, channels), -1), persistent=False)
         self._weight = DerivedWeightCache()
 
-    def weight(self):
+    def weight(self) -> torch.Tensor:
         eye = torch.eye(self.p.shape[0], dtype=self.p.dtype, device=self.p.device)
         lower = self.lower * self.lower_mask + eye
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
         return self.p @ lower @ upper
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self._weight.get(self.weight, (self.p, self.sign_s, self.lower, self.log_s, self.upper)).to(x.dtype)
         return F.conv2d(x, w[:, :, None, None])
 
@@ -195,7 +197,7 @@ class InvBlock(nn.Module):
         self.G = subnet(split, channels - split)
         self.H = subnet(split, channels - split)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.invconv(x)
         x1, x2 = x[:, :self.split], x[:, self.split:]
         y1 = x1 + self.F(x2)
@@ -213,7 +215,7 @@ class CALayer(nn.Module):
         self.conv_du = nn.Sequential(conv1(c, c // reduction), nn.ReLU(inplace=True),
                                      conv1(c // reduction, c), nn.Sigmoid())
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.process(x).mean(dim=(2, 3), keepdim=True)
         return self.conv_du(y) * y + x
 
@@ -227,5 +229,5 @@ class Refine(nn.Module):
         self.process = nn.Sequential(CALayer(c), CALayer(c))
         self.conv_last = conv3(c, out_channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_last(self.process(self.conv_in(x)))

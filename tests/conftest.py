@@ -1,9 +1,7 @@
 """Shared fixtures: the read-only benchmark data beside the repository, synthetic images, and the
-compiled network's output computed beside the suite."""
-import os
+slow work some tests run beside the suite."""
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,14 +16,22 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
 WEIGHTS = SHARED / 'weights' / 'FISCNet_official.pth'
 
-# execution: compile takes about 5 minutes of one core to compile FISCNet (cold Inductor cache),
-# while the rest of the suite leaves a core partly idle. So when the test of that mode is selected,
-# the fusion of this pair starts at collection in its own process and runs beside the other tests;
-# the test runs last and waits for its result.
-COMPILED_PAIR = ('TNO21', '01')
-COMPILE_TEST = 'test_fiscnet_arch.py::test_compile_stays_within_the_accuracy_budget'
-COMPILE_CHILD = ('import sys, numpy; from test_fiscnet_arch import released_fused_y; '
-                 f'numpy.save(sys.argv[1], released_fused_y("compile", *{COMPILED_PAIR!r}))')
+# Test name -> start(folder) -> Popen or None: slow work that runs beside the suite (see below).
+BACKGROUND_JOBS = {}
+
+
+def runs_beside_the_suite(test_name):
+    """Register ``start(folder)`` as the background job of the test ``test_name``.
+
+    Some tests wait for minutes of one core (Octave, Inductor's compiling) while the rest of the
+    suite leaves a core partly idle. When such a test is selected, collection calls ``start`` with
+    a fresh folder; it returns the started process (or None when the inputs are absent). The test
+    then runs last and gets ``(process, folder)``, waited for, from the ``background`` fixture.
+    """
+    def register(start):
+        BACKGROUND_JOBS[test_name] = start
+        return start
+    return register
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -35,42 +41,43 @@ def user_process_settings():
     keep_freed_memory()
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-    inputs = [WEIGHTS, SHARED / 'reference' / COMPILED_PAIR[0], SHARED / 'data' / COMPILED_PAIR[0]]
-    if not any(item.nodeid.endswith(COMPILE_TEST) for item in items) or not all(p.exists() for p in inputs):
-        return
-    folder = Path(tempfile.mkdtemp(prefix='fiscnet-compile-'))
-    log = open(folder / 'log.txt', 'w')
-    # One compute thread: the compiling itself is single-threaded, and the suite keeps the other core.
-    process = subprocess.Popen([sys.executable, '-c', COMPILE_CHILD, str(folder / 'fused_y.npy')],
-                               cwd=Path(__file__).parent, env={**os.environ, 'OMP_NUM_THREADS': '1'},
-                               stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    config.compile_job = (process, folder)
-    items.sort(key=lambda item: item.nodeid.endswith(COMPILE_TEST))  # last, so the others run meanwhile
+    config.background_jobs = {}
+    for name in sorted({item.name for item in items} & set(BACKGROUND_JOBS)):
+        folder = Path(tempfile.mkdtemp(prefix='fiscnet-tests-'))
+        process = BACKGROUND_JOBS[name](folder)
+        if process is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            config.background_jobs[name] = (process, folder)
+    items.sort(key=lambda item: item.name in config.background_jobs)  # last, so the others run meanwhile
 
 
 def pytest_sessionfinish(session):
-    job = getattr(session.config, 'compile_job', None)
-    if job is not None:
-        process, folder = job
-        process.kill()  # when the test did not wait for it (deselected by -x, interrupted ...)
+    for process, folder in getattr(session.config, 'background_jobs', {}).values():
+        process.kill()  # when its test did not wait for it (stopped by -x, interrupted ...)
         process.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def compiled_fused_y(request):
-    """The released network's raw fused Y of COMPILED_PAIR in execution mode compile."""
-    job = getattr(request.config, 'compile_job', None)
-    if job is None:  # the inputs are absent (a skip), or the test was reached without collection selecting it
-        require_shared('weights', 'FISCNet_official.pth')
-        require_shared('data', COMPILED_PAIR[0])
-        from test_fiscnet_arch import released_fused_y
-        return released_fused_y('compile', *COMPILED_PAIR)
-    process, folder = job
-    assert process.wait() == 0, (folder / 'log.txt').read_text()[-3000:]
-    return np.load(folder / 'fused_y.npy')
+def background(request):
+    """``(process, folder)`` of this test's background job once it has ended; None if none started."""
+    job = getattr(request.config, 'background_jobs', {}).get(request.node.name)
+    if job is not None:
+        job[0].wait()
+    return job
+
+
+def start_logged(command, folder, **kwargs):
+    """``command`` started with its output in ``folder/log.txt``."""
+    with open(folder / 'log.txt', 'w') as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **kwargs)
+
+
+def job_log(folder):
+    return (folder / 'log.txt').read_text()[-3000:]
 
 
 def require_shared(*parts):

@@ -14,6 +14,7 @@ import pytest
 from basicsr.data.saliency import (_round_half_away, global_contrast_saliency, mask_table, pair_mask, read_gray_u8,
                                    saliency_levels, saliency_mask, to_saliency_gray)
 from basicsr.utils.errors import InputError
+from conftest import job_log, runs_beside_the_suite, start_logged
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[1].parent / 'shared'
@@ -259,26 +260,34 @@ def assert_same_masks(octave_out: Path, python_out: Path) -> None:
     assert differing == {}, f'pixels differ between Octave and Python: {differing}'
 
 
+def identity_jobs(folder: Path) -> list[tuple[Path, Path, str, str]]:
+    """(ir, vi, name, mode) of the Octave-Python comparison: binary masks (the training masks) of
+    every pair of the three sets; weight masks of a sample of each set plus the edge cases."""
+    jobs = [(SHARED / 'data' / s / 'ir', SHARED / 'data' / s / 'vi', s, 'binary') for s in IDENTITY_SETS]
+    return jobs + [(folder / 'sample' / 'ir', folder / 'sample' / 'vi', 'sample', 'weight')]
+
+
+@runs_beside_the_suite('test_octave_vsm_and_python_give_identical_masks')
+def start_octave_masks(folder: Path) -> subprocess.Popen | None:
+    """VSM.m in one Octave process (about 85 s of one core) writing ``folder/octave/<name>``."""
+    if shutil.which('octave-cli') is None or not all((SHARED / 'data' / s).is_dir() for s in IDENTITY_SETS):
+        return None
+    write_edge_cases(folder / 'sample' / 'ir', folder / 'sample' / 'vi')
+    link_sample(IDENTITY_SETS, 3, folder / 'sample' / 'ir', folder / 'sample' / 'vi')
+    calls = ' '.join(f"VSM('{ir}', '{vi}', '{folder / 'octave' / name}', '{mode}');"
+                     for ir, vi, name, mode in identity_jobs(folder))
+    return start_logged(['octave-cli', '--no-gui', '--norc', '--path', str(REPO), '--eval', calls], folder)
+
+
 @pytest.mark.skipif(shutil.which('octave-cli') is None,
                     reason='octave-cli not found (install GNU Octave to compare VSM.m with Python)')
 @pytest.mark.skipif(not all((SHARED / 'data' / s).is_dir() for s in IDENTITY_SETS),
                     reason=f'shared data not found at {SHARED / "data"} ({", ".join(IDENTITY_SETS)})')
-def test_octave_vsm_and_python_give_identical_masks(tmp_path):
-    # Binary (the training mask) on every pair of the three sets; weight on a sample of each set
-    # plus the edge cases. One Octave process, while Python computes the same masks meanwhile.
-    jobs = [(SHARED / 'data' / s / 'ir', SHARED / 'data' / s / 'vi', s, 'binary') for s in IDENTITY_SETS]
-    sample_ir, sample_vi = tmp_path / 'sample' / 'ir', tmp_path / 'sample' / 'vi'
-    write_edge_cases(sample_ir, sample_vi)
-    link_sample(IDENTITY_SETS, 3, sample_ir, sample_vi)
-    jobs.append((sample_ir, sample_vi, 'sample', 'weight'))
-    calls = ' '.join(f"VSM('{ir}', '{vi}', '{tmp_path / 'octave' / name}', '{mode}');" for ir, vi, name, mode in jobs)
-    octave = subprocess.Popen(['octave-cli', '--no-gui', '--norc', '--path', str(REPO), '--eval', calls],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_octave_vsm_and_python_give_identical_masks(background):
+    process, folder = background
+    assert process.returncode == 0, job_log(folder)
     script = load_script()
-    for ir, vi, name, mode in jobs:
-        script.generate(ir, vi, tmp_path / 'python' / name, mode)
-    _, stderr = octave.communicate()
-    assert octave.returncode == 0, stderr
-    for _, _, name, _ in jobs:
-        assert_same_masks(tmp_path / 'octave' / name, tmp_path / 'python' / name)
-    assert len(list((tmp_path / 'python' / 'sample').iterdir())) == 9 + 8
+    for ir, vi, name, mode in identity_jobs(folder):
+        script.generate(ir, vi, folder / 'python' / name, mode)
+        assert_same_masks(folder / 'octave' / name, folder / 'python' / name)
+    assert len(list((folder / 'python' / 'sample').iterdir())) == 9 + 8

@@ -75,10 +75,10 @@ def fuse_and_score(opt, args):
         loader = build_test_loader(shard_for_this_rank(dataset), set_opt, engine.device)
         save_dir = Path(opt['path']['visualization']) / set_name if option_value(opt, 'val.save_img') else None
         scorer = SetScorer(metric_names, option_value(opt, 'val.convention')) if metric_names else None
-        suffix = option_value(opt, 'val.suffix')
+        suffix = f"_{opt['val']['suffix']}" if option_value(opt, 'val.suffix') else ''
         for result in engine.fuse_loader(loader, set_name):
             if save_dir is not None:
-                write_image(save_dir / (f'{result.stem}_{suffix}.png' if suffix else f'{result.stem}.png'), result.fused)
+                write_image(save_dir / f'{result.stem}{suffix}.png', result.fused)
             if scorer:
                 scorer.add(result.stem, result.item['ir'], result.item['vi'], result.fused)
         rate = sum(gather_to_all(engine.rate))

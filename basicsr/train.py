@@ -230,7 +230,8 @@ class Trainer:
         """Fuse one set, write ``<visualization>/<set>/<stem>_<iter>.png`` (``val.save_img``), put the
         first ``val.grid_in_tensorboard`` IR | VI | fused strips in TensorBoard; the metric means."""
         scorer = SetScorer(self.metric_names, self.convention)
-        save_dir = Path(self.opt['path']['visualization']) / set_name if option_value(self.opt, 'val.save_img') else None
+        save_dir = (Path(self.opt['path']['visualization']) / set_name
+                    if option_value(self.opt, 'val.save_img') else None)
         grid_count = (option_value(self.opt, 'val.grid_in_tensorboard') or 0) if self.tb_logger else 0
         for index, result in enumerate(self.engine.fuse_loader(loader, set_name)):
             if save_dir is not None:
@@ -242,7 +243,6 @@ class Trainer:
                 strip = np.concatenate([np.repeat(ir, 3, 2), vi, result.fused], 1)
                 self.tb_logger.add_image(f'val_{set_name}/{result.stem}', strip, current_iter, dataformats='HWC')
         return scorer.means()
-
 
 
 class BestCheckpoints:

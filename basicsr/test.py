@@ -6,13 +6,12 @@ from basicsr.metrics.report import format_table
 from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options
 from basicsr.models import RANDOM_WEIGHTS, check_model_options
 from basicsr.models.fusion_engine import FusionEngine
-from basicsr.utils.dist_util import barrier, close_dist, gather_to_all, init_dist_from_options, shard_for_this_rank
+from basicsr.utils.dist_util import barrier, gather_to_all, shard_for_this_rank
 from basicsr.utils.errors import OptionError, report_user_errors, writing
-from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
+from basicsr.utils.experiment import copy_option_file, make_run_dirs, run_scope
 from basicsr.utils.img_util import write_image
-from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
+from basicsr.utils.logger import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dict_to_yaml, option_value, parse_options
-from basicsr.utils.process_settings import run_settings
 from basicsr.utils.seed import set_random_seed
 
 
@@ -39,14 +38,8 @@ def model_options(opt, logger):
 def test_pipeline(argv=None):
     opt, args = parse_options(is_train=False, argv=argv)
     check_weights(opt)
-    init_dist_from_options(opt, args.launcher)
-    try:
-        with run_settings(opt):
-            return fuse_and_score(opt, args)
-    finally:
-        close_file_handlers()
-        release_run_locks()
-        close_dist()
+    with run_scope(opt, args.launcher):
+        return fuse_and_score(opt, args)
 
 
 def fuse_and_score(opt, args):

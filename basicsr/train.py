@@ -24,13 +24,12 @@ from basicsr.metrics.set_scorer import SetScorer, metric_names_from_options, ten
 from basicsr.models import build_model, check_model_options
 from basicsr.models.fusion_engine import FusionEngine, engine_settings
 from basicsr.models.fusion_model import LossNotFiniteError
-from basicsr.utils.dist_util import close_dist, get_dist_info, init_dist_from_options
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.errors import InputError, Interrupted, OptionError, WriteError, report_user_errors
 from basicsr.utils.img_util import write_image
-from basicsr.utils.experiment import copy_option_file, make_run_dirs, release_run_locks
-from basicsr.utils.logger import close_file_handlers, get_env_info, get_root_logger, get_time_str
+from basicsr.utils.experiment import copy_option_file, make_run_dirs, run_scope
+from basicsr.utils.logger import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.options import dataset_option, dict_to_yaml, option_value, parse_options
-from basicsr.utils.process_settings import run_settings
 from basicsr.utils.seed import set_random_seed
 from basicsr.utils.training_state import (find_resume_state, load_training_state, restore_rng_states, rng_states,
                                           save_training_state)
@@ -302,14 +301,8 @@ def resume_from(model, state, state_file):
 
 def train_pipeline(argv=None):
     opt, args = parse_options(is_train=True, argv=argv)
-    init_dist_from_options(opt, args.launcher)
-    try:
-        with run_settings(opt, training=True):
-            return train(opt, args)
-    finally:
-        close_file_handlers()
-        release_run_locks()
-        close_dist()
+    with run_scope(opt, args.launcher, training=True):
+        return train(opt, args)
 
 
 def train(opt, args):

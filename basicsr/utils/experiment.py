@@ -8,6 +8,7 @@ Rules every tool that writes follows:
   host and start time. A second run on the same folder stops with one line while the owner
   lives; a lock whose owner has died (killed, crashed) is stale and taken over.
 - A new run archives an earlier run's folder as ``<name>_archived_<time>``; nothing is deleted.
+- A run's process is held in :func:`run_scope`, which releases its locks and log files at the end.
 """
 import json
 import os
@@ -15,12 +16,14 @@ import re
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from basicsr.utils.dist_util import master_only
+from basicsr.utils.dist_util import close_dist, init_dist_from_options, master_only
 from basicsr.utils.errors import InputError, writing
-from basicsr.utils.logger import get_time_str
+from basicsr.utils.logger import close_file_handlers, get_time_str
 from basicsr.utils.options import RANDOM_WEIGHTS
+from basicsr.utils.process_settings import run_settings
 
 # Names of the temporary files atomic writers leave when killed: .<name>.tmp<pid>
 STALE_TEMPORARY = re.compile(r'^\..+\.tmp\d+$')
@@ -293,3 +296,18 @@ def copy_option_file(src, opt, text=None):
             shutil.copyfile(src, dst)
         else:
             dst.write_text(text, encoding='utf-8')
+
+
+@contextmanager
+def run_scope(opt, launcher, training=False):
+    """A test or training run's process: the process group of ``launcher`` and the process-wide
+    settings (:func:`basicsr.utils.process_settings.run_settings`) inside; the log files, run locks
+    and process group closed on the way out, also after an error."""
+    init_dist_from_options(opt, launcher)
+    try:
+        with run_settings(opt, training=training):
+            yield
+    finally:
+        close_file_handlers()
+        release_run_locks()
+        close_dist()

@@ -1,8 +1,9 @@
 """Process-wide settings a run changes, in one place: set when a run starts, restored when it ends.
 
-``train.py`` and ``test.py`` enter :func:`run_settings`; library functions never change these
-settings themselves. glibc's allocator settings (``keep_freed_memory``) cannot be read back, so
-they stay for the rest of the process; the others are restored.
+``train.py`` and ``test.py`` enter :func:`run_settings` (through ``basicsr.utils.experiment.run_scope``);
+library functions never change these settings themselves. glibc's allocator settings
+(``keep_freed_memory``) cannot be read back, so they stay for the rest of the process; the others
+are restored.
 """
 import os
 from contextlib import contextmanager

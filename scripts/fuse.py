@@ -90,8 +90,8 @@ def main(argv=None):
         parser.error('the following arguments are required: --vi')
     from basicsr.data import build_test_loader
     from basicsr.models.fusion_engine import FusionEngine
-    from basicsr.utils.img_util import write_image
     from basicsr.utils.experiment import check_output_location
+    from basicsr.utils.img_util import write_image
     from basicsr.utils.logger import get_root_logger
     from basicsr.utils.memory import keep_freed_memory
     from basicsr.utils.tiling import check_tiling

@@ -219,8 +219,7 @@ COMPILED_PAIR = ('TNO21', '01')
 @runs_beside_the_suite('test_compile_stays_within_the_accuracy_budget')
 def start_compiled_fusion(folder):
     """Compiling FISCNet takes about 5 minutes of one core (cold Inductor cache): one pair, fused in
-    a process that keeps to one core (one compute thread, Inductor's compiling without worker
-    processes), so that the suite keeps the other."""
+    a process of one compute thread (the compiling is single-threaded)."""
     set_name, stem = COMPILED_PAIR
     inputs = [WEIGHTS, SHARED / 'reference' / set_name / f'{stem}_y.npy', SHARED / 'data' / set_name]
     if not all(path.exists() for path in inputs):
@@ -228,8 +227,7 @@ def start_compiled_fusion(folder):
     code = ('import sys, numpy; from test_fiscnet_arch import released_fused_y; '
             f'numpy.save(sys.argv[1], released_fused_y("compile", *{COMPILED_PAIR!r}))')
     return start_logged([sys.executable, '-c', code, str(folder / 'fused_y.npy')], folder,
-                        cwd=Path(__file__).parent,
-                        env={**os.environ, 'OMP_NUM_THREADS': '1', 'TORCHINDUCTOR_COMPILE_THREADS': '1'})
+                        cwd=Path(__file__).parent, env={**os.environ, 'OMP_NUM_THREADS': '1'})
 
 
 def test_compile_stays_within_the_accuracy_budget(background):

@@ -27,8 +27,8 @@ def check_weights(opt):
                           f"one), or to '{RANDOM_WEIGHTS}' for a smoke test with untrained weights")
 
 
-def model_options(opt, logger):
-    """``opt`` for building the model, with ``random`` weights meaning no checkpoint (logged)."""
+def engine_options(opt, logger):
+    """``opt`` for building the engine, with ``random`` weights meaning no checkpoint (logged)."""
     if opt['path']['pretrain_network_g'] != RANDOM_WEIGHTS:
         return opt
     logger.warning('path.pretrain_network_g: random: fusing with UNTRAINED weights (a smoke test, not results)')
@@ -61,7 +61,7 @@ def fuse_and_score(opt, args):
     copy_option_file(args.opt, opt, args.opt_text)
     set_random_seed(opt['manual_seed'])
 
-    engine = FusionEngine.from_options(model_options(opt, logger))
+    engine = FusionEngine.from_options(engine_options(opt, logger))
     scores = {}
     for set_name, (dataset, set_opt) in datasets.items():
         # With several processes each fuses every world_size-th image of the set.
